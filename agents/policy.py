@@ -1,0 +1,34 @@
+"""The policy agent: samples N candidate solutions of a problem (DESIGN §1, step 1)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from agents.extract import check_solution_code, extract_solution
+from agents.prompts import render_policy_prompt
+from agents.sampling import already_sampled, problem_seed, sample_and_extract, store_samples
+from orchestrator.config import JobConfig
+from orchestrator.db import session_scope
+from orchestrator.models import Problem, Solution
+from orchestrator.task_base import ProblemTask, is_active
+
+
+@shared_task(base=ProblemTask, bind=True, name="coderm.policy.sample_solutions")
+def sample_solutions(self: ProblemTask, problem_id: int) -> None:
+    with self.stage(problem_id, "policy"):
+        with session_scope(self.database_url) as session:
+            if not is_active(session, problem_id) or already_sampled(session, Solution, problem_id):
+                return
+            problem = session.get(Problem, problem_id)
+            assert problem is not None
+            config = JobConfig.model_validate(problem.job.config)
+            prompt = render_policy_prompt(problem.question, problem.policy_prompt, config.prompts)
+            replay, n = problem.replay_solutions, problem.n_solutions or config.n_solutions
+            seed = problem_seed(config.seed, problem.task_id)
+
+        # Sampling takes long; no transaction stays open meanwhile.
+        backend, model, extracted = sample_and_extract(
+            config.policy, replay, prompt, n, seed, extract_solution, check_solution_code
+        )
+        with session_scope(self.database_url) as session:
+            store_samples(session, Solution, problem_id, backend, model, extracted)

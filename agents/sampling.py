@@ -1,0 +1,90 @@
+"""What the two LLM agents share: sample from a backend, extract code, store every sample."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from agents.extract import Extraction
+from agents.llm import Sample, backend_for
+from orchestrator.config import AgentConfig
+from orchestrator.models import Solution, UnitTest
+
+
+def already_sampled(session: Session, model: type[Solution] | type[UnitTest], problem_id: int) -> bool:
+    """True when a previous run of the task stored its samples (they are written all at once)."""
+    count = session.scalar(select(func.count()).select_from(model).where(model.problem_id == problem_id))
+    return bool(count)
+
+
+def sample_and_extract(
+    agent: AgentConfig,
+    replay_samples: list[str] | None,
+    prompt: str,
+    n: int,
+    seed: int,
+    extract: Callable[[str], Extraction],
+    check_code: Callable[[str], Extraction],
+) -> tuple[str, str, list[tuple[Sample, Extraction]]]:
+    """Sample `n` completions and extract code from each; returns (backend, model, samples)."""
+    backend = backend_for(agent, replay_samples)
+    samples = backend.sample(prompt, n, agent.sampling, seed)
+    extracted = [(s, check_code(s.text) if s.is_code else extract(s.text)) for s in samples]
+    return backend.name, backend.model, extracted
+
+
+def problem_seed(job_seed: int, task_id: str) -> int:
+    """A seed per problem that does not change when the problem moves within its file."""
+    return job_seed * 1_000_003 + zlib.crc32(task_id.encode("utf-8"))
+
+
+def store_samples(
+    session: Session,
+    model: type[Solution] | type[UnitTest],
+    problem_id: int,
+    backend: str,
+    model_name: str,
+    extracted: list[tuple[Sample, Extraction]],
+) -> bool:
+    """Store all samples at once; False when a concurrent run of the same task stored them first."""
+    if already_sampled(session, model, problem_id):
+        return False
+    session.add_all(_sample_rows(model, problem_id, backend, model_name, extracted))
+    try:
+        session.flush()
+    except IntegrityError:  # the unique (problem_id, index) caught a duplicate run
+        session.rollback()
+        return False
+    return True
+
+
+def _sample_rows(
+    model: type[Solution] | type[UnitTest],
+    problem_id: int,
+    backend: str,
+    model_name: str,
+    extracted: list[tuple[Sample, Extraction]],
+) -> list[Solution | UnitTest]:
+    return [
+        model(
+            problem_id=problem_id,
+            index=index,
+            raw=sample.text,
+            code=extraction.code,
+            valid=extraction.valid,
+            invalid_reason=extraction.invalid_reason,
+            code_hash=extraction.code_hash,
+            finish_reason=sample.finish_reason,
+            prompt_tokens=sample.prompt_tokens,
+            completion_tokens=sample.completion_tokens,
+            latency_s=sample.latency_s,
+            backend=backend,
+            model=model_name,
+            **({"test_methods": extraction.test_methods} if model is UnitTest else {}),
+        )
+        for index, (sample, extraction) in enumerate(extracted)
+    ]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the coderm schema; run them with `coderm db upgrade`."""

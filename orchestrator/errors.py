@@ -1,0 +1,42 @@
+"""Exceptions raised by coderm.
+
+    CodermError
+     ├── ConfigurationError      settings or options that cannot work (bad URL, missing service)
+     ├── ProblemFileError        a problem file that cannot be read; names the file and line
+     ├── BackendError            an LLM backend failed to produce samples
+     │    └── TransientBackendError   worth retrying (connection lost, 429, 5xx)
+     └── NotFoundError           a job (or other object) that does not exist
+
+The command line turns any CodermError into a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+
+class CodermError(Exception):
+    """Root of every error coderm raises on purpose."""
+
+
+class ConfigurationError(CodermError):
+    pass
+
+
+class ProblemFileError(CodermError):
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.message = message
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+
+class BackendError(CodermError):
+    pass
+
+
+class TransientBackendError(BackendError):
+    pass
+
+
+class NotFoundError(CodermError):
+    pass

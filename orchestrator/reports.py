@@ -1,0 +1,133 @@
+"""Reading a job back: its progress, and one summary per problem for tables and JSON Lines."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import NotFoundError
+from orchestrator.models import Job, Problem, Selection, Solution, StageRun, UnitTest
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    job_id: str
+    status: str
+    total: int
+    by_status: dict[str, int]
+    solutions: int
+    unit_tests: int
+
+    @property
+    def finished(self) -> int:
+        return sum(self.by_status.get(s, 0) for s in ("completed", "failed", "cancelled"))
+
+
+@dataclass
+class ProblemSummary:
+    task_id: str
+    status: str
+    error: str | None
+    solutions: int
+    valid_solutions: int
+    unit_tests: int
+    valid_unit_tests: int
+    selected_index: int | None
+    selected_solution: str | None
+    pass_count: int | None
+    tests_used: int | None
+    selection: str | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"no job with id {job_id!r}")
+    return job
+
+
+def job_progress(session: Session, job_id: str) -> JobProgress:
+    job = get_job(session, job_id)
+    by_status = dict(
+        session.execute(
+            select(Problem.status, func.count()).where(Problem.job_id == job_id).group_by(Problem.status)
+        ).all()
+    )
+    solutions, unit_tests = (
+        session.scalar(select(func.count()).select_from(model).join(Problem).where(Problem.job_id == job_id))
+        or 0
+        for model in (Solution, UnitTest)
+    )
+    return JobProgress(job.id, job.status, job.n_problems, by_status, solutions, unit_tests)
+
+
+def _sample_counts(
+    session: Session, model: type[Solution] | type[UnitTest], job_id: str
+) -> dict[int, tuple[int, int]]:
+    rows = session.execute(
+        select(model.problem_id, func.count(), func.sum(case((model.valid, 1), else_=0)))
+        .join(Problem)
+        .where(Problem.job_id == job_id)
+        .group_by(model.problem_id)
+    ).all()
+    return {problem_id: (total, int(valid or 0)) for problem_id, total, valid in rows}
+
+
+def _stage_timings(session: Session, job_id: str) -> dict[int, dict[str, float]]:
+    """Wall time of each stage per problem: first start to last finish (sandbox chunks overlap)."""
+    rows = session.execute(
+        select(
+            StageRun.problem_id, StageRun.stage, func.min(StageRun.started_at), func.max(StageRun.finished_at)
+        )
+        .join(Problem)
+        .where(Problem.job_id == job_id)
+        .group_by(StageRun.problem_id, StageRun.stage)
+    ).all()
+    timings: dict[int, dict[str, float]] = {}
+    for problem_id, stage, started, finished in rows:
+        timings.setdefault(problem_id, {})[stage] = round((finished - started).total_seconds(), 3)
+    return timings
+
+
+def problem_summaries(session: Session, job_id: str) -> list[ProblemSummary]:
+    get_job(session, job_id)
+    solution_counts = _sample_counts(session, Solution, job_id)
+    test_counts = _sample_counts(session, UnitTest, job_id)
+    timings = _stage_timings(session, job_id)
+    rows = session.execute(
+        select(Problem, Selection, Solution.index, Solution.code)
+        .outerjoin(Selection, Selection.problem_id == Problem.id)
+        .outerjoin(Solution, Solution.id == Selection.solution_id)
+        .where(Problem.job_id == job_id)
+        .order_by(Problem.position)
+    ).all()
+    summaries = []
+    for problem, selection, selected_index, selected_code in rows:
+        problem_timings = timings.get(problem.id, {})
+        if problem.started_at and problem.finished_at:
+            problem_timings["total"] = round((problem.finished_at - problem.started_at).total_seconds(), 3)
+        summaries.append(
+            ProblemSummary(
+                task_id=problem.task_id,
+                status=problem.status,
+                error=problem.error,
+                solutions=solution_counts.get(problem.id, (0, 0))[0],
+                valid_solutions=solution_counts.get(problem.id, (0, 0))[1],
+                unit_tests=test_counts.get(problem.id, (0, 0))[0],
+                valid_unit_tests=test_counts.get(problem.id, (0, 0))[1],
+                selected_index=selected_index,
+                selected_solution=selected_code,
+                pass_count=selection.pass_count if selection else None,
+                tests_used=selection.tests_used if selection else None,
+                selection=selection.reason if selection else None,
+                timings=problem_timings,
+            )
+        )
+    return summaries

@@ -1,0 +1,78 @@
+"""The per-problem workflow as a Celery canvas (DESIGN §5).
+
+    plan ─┬─ policy.sample_solutions ──┬─ dispatch_execution ─ chord(sandbox chunks) ─ voter
+          └─ coderm.sample_unit_tests ─┘
+
+The two samplers run in parallel when the problem brings reference code for the CodeRM prompt;
+otherwise CodeRM waits for the policy and is prompted with its first valid solution. How many
+sandbox chunks there are is known only once the solutions exist, so `dispatch_execution` replaces
+itself with the chord of chunks followed by the voter.
+"""
+
+from __future__ import annotations
+
+from celery import chain, chord, group, shared_task
+from celery.canvas import Signature
+from sqlalchemy import select, update
+
+from agents.coderm import sample_unit_tests
+from agents.policy import sample_solutions
+from agents.voter import select_solution
+from orchestrator.config import JobConfig
+from orchestrator.db import session_scope
+from orchestrator.models import Job, JobStatus, Problem, ProblemStatus, Solution, utcnow
+from orchestrator.task_base import ProblemTask, is_active
+from sandbox.tasks import execute_chunk
+
+
+def problem_workflow(problem_id: int, coderm_waits: bool) -> Signature:
+    """The canvas that takes one problem from plan to selection."""
+    samplers = [sample_solutions.si(problem_id), sample_unit_tests.si(problem_id)]
+    sampling = chain(samplers) if coderm_waits else group(samplers)
+    return chain(plan_problem.si(problem_id), sampling, dispatch_execution.si(problem_id))
+
+
+def chunk_ids(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+@shared_task(base=ProblemTask, bind=True, name="coderm.orchestrator.plan_problem")
+def plan_problem(self: ProblemTask, problem_id: int) -> None:
+    """Fix how many solutions and tests the problem gets, and mark it (and its job) running."""
+    with self.stage(problem_id, "plan"), session_scope(self.database_url) as session:
+        problem = session.get(Problem, problem_id)
+        if problem is None or not is_active(session, problem_id):
+            return
+        config = JobConfig.model_validate(problem.job.config)
+        problem.n_solutions = config.n_solutions
+        problem.n_tests = config.n_tests
+        problem.status = ProblemStatus.RUNNING
+        problem.started_at = problem.started_at or utcnow()
+        session.execute(
+            update(Job)
+            .where(Job.id == problem.job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.RUNNING)
+        )
+
+
+@shared_task(base=ProblemTask, bind=True, name="coderm.orchestrator.dispatch_execution")
+def dispatch_execution(self: ProblemTask, problem_id: int) -> object:
+    """Fan the valid solutions out to sandbox chunks, then vote."""
+    with session_scope(self.database_url) as session:
+        if not is_active(session, problem_id):
+            return None
+        problem = session.get(Problem, problem_id)
+        assert problem is not None
+        config = JobConfig.model_validate(problem.job.config)
+        valid_ids = list(
+            session.scalars(
+                select(Solution.id)
+                .where(Solution.problem_id == problem_id, Solution.valid)
+                .order_by(Solution.index)
+            )
+        )
+    chunks = chunk_ids(valid_ids, config.chunk_size)
+    if not chunks:
+        return self.replace(select_solution.si(problem_id))
+    header = [execute_chunk.si(problem_id, part, ids) for part, ids in enumerate(chunks)]
+    return self.replace(chord(header, select_solution.si(problem_id)))
