@@ -457,7 +457,7 @@ def _print_table(summaries: list[ProblemSummary], job_id: str) -> None:
         ("passes", "right"),
         ("seconds", "right"),
     ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=name == "task")  # type: ignore[arg-type]
     for s in summaries:
         table.add_row(
             s.task_id,

@@ -7,13 +7,13 @@ nothing is ever downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import io
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,19 +63,6 @@ def default_device() -> str:
     return os.environ.get("CODERM_LOCAL_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@contextmanager
-def _without_tqdm() -> Iterator[None]:
-    previous = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = previous
-
-
 class LoadedModel:
     """A tokenizer and model in memory, shared by every task of this process."""
 
@@ -91,7 +78,8 @@ class LoadedModel:
         transformers.utils.logging.set_verbosity_error()
         kwargs: dict[str, Any] = {"gguf_file": location.gguf_file} if location.gguf_file else {}
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        with _without_tqdm():  # GGUF de-quantisation draws its own bar over the caller's display
+        # GGUF de-quantisation draws a tqdm bar on stderr, over the caller's own progress display.
+        with contextlib.redirect_stderr(io.StringIO()):
             self.tokenizer: Any = transformers.AutoTokenizer.from_pretrained(location.folder, **kwargs)
             causal_lm = transformers.AutoModelForCausalLM
             model: Any = causal_lm.from_pretrained(location.folder, dtype=dtype, **kwargs)
