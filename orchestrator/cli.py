@@ -32,6 +32,7 @@ from orchestrator.config import AgentConfig, JobConfig, SamplingParams, SandboxL
 from orchestrator.db import session_scope, upgrade_schema
 from orchestrator.errors import CodermError, ConfigurationError
 from orchestrator.reports import ProblemSummary, job_progress, problem_summaries
+from sandbox.cli import sandbox_cli
 
 # Messages are never wrapped, so an error stays on one line for people and for scripts that grep it.
 console = Console(stderr=True, soft_wrap=True)
@@ -212,7 +213,7 @@ def _job_config(options: dict[str, Any]) -> JobConfig:
 
 @click.group(
     help="Best-of-N code generation verified by model-written unit tests (CodeRM, arXiv 2501.01054).\n\n"
-    "\b\n" + "\n".join(__doc__.splitlines()[2:8]) + "\n\nEvery option can also be set from the environment; "
+    "\b\n" + "\n".join(__doc__.splitlines()[2:9]) + "\n\nEvery option can also be set from the environment; "
     "each command's --help names the variable."
 )
 @click.version_option(package_name="coderm")
@@ -398,6 +399,9 @@ def upgrade() -> None:
     settings = Settings()
     upgrade_schema(settings.effective_database_url)
     console.print("database is at the newest schema")
+
+
+cli.add_command(sandbox_cli)
 
 
 def _create_job(settings: Settings, file: Path, config: JobConfig, idempotency_key: str | None) -> str:

@@ -1,32 +1,28 @@
-"""Executes the matrix of solutions x unit tests, one fresh interpreter per pair.
+"""Executing the matrix of solutions x unit tests in a pool of jails.
 
-Each pair runs in its own `python -I -S` process with an empty environment and rlimits on memory,
-CPU time, file size and processes; the verdict travels over a pipe that the harness opens before the
-program runs, never through the program's exit status or output.
+Identical solutions and identical unit tests run once and share their results; a unit test with no
+TestCase class, or a solution that does not compile, is `invalid` without running. The rest is
+spread over the pool's jails, one solution (against all its tests) at a time.
 """
 
 from __future__ import annotations
 
 import ast
-import json
-import os
-import resource
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+import atexit
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from orchestrator.config import SandboxLimits
+from sandbox.jail import Jail
 from sandbox.outcomes import Outcome, PairResult
-
-_HARNESS = Path(__file__).with_name("_pair_harness.py")
-# Interpreter start-up is not the program's time: the wall clock allows for it on top of the limit.
-_STARTUP_ALLOWANCE_S = 1.0
+from sandbox.policy import SandboxPolicy
 
 
 def test_class_name(test_code: str) -> str | None:
-    """The name of the single TestCase class of an extracted unit test."""
+    """The name of the single top-level class of an extracted unit test, or None if it has none."""
     try:
         tree = ast.parse(test_code)
     except (SyntaxError, ValueError):
@@ -35,78 +31,113 @@ def test_class_name(test_code: str) -> str | None:
     return classes[0] if len(classes) == 1 else None
 
 
-def _limit_child(limits: SandboxLimits) -> Callable[[], None]:
-    def apply() -> None:
-        memory = limits.memory_mb * 1024 * 1024
-        cpu = int(limits.time_limit_s) + 1
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.setsid()
-
-    return apply
-
-
-def run_pair(solution: str, test: str, limits: SandboxLimits) -> PairResult:
-    class_name = test_class_name(test)
-    if class_name is None:
-        return PairResult(Outcome.INVALID, 0)
+def compiles(code: str) -> bool:
     try:
-        compile(solution + "\n\n" + test, "<program>", "exec")
+        compile(code, "<solution>", "exec")
     except (SyntaxError, ValueError):
-        return PairResult(Outcome.INVALID, 0)
-
-    read_fd, write_fd = os.pipe()
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-I", "-S", str(_HARNESS), str(write_fd)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        pass_fds=(write_fd,),
-        env={},
-        cwd="/tmp",
-        preexec_fn=_limit_child(limits),
-    )
-    os.close(write_fd)
-    payload = json.dumps({"solution": solution, "test": test, "class_name": class_name}).encode()
-    timed_out = False
-    try:
-        output, _ = process.communicate(payload, timeout=limits.time_limit_s + _STARTUP_ALLOWANCE_S)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(process.pid, 9)
-        output, _ = process.communicate()
-    duration_ms = int((time.perf_counter() - started) * 1000)
-    with os.fdopen(read_fd, "rb") as verdict_pipe:
-        raw_verdict = verdict_pipe.read()
-    tail = output[-limits.output_limit_bytes :].decode("utf-8", "replace") if output else ""
-    if timed_out:
-        return PairResult(Outcome.TIMEOUT, duration_ms, output=tail)
-    return _judge(raw_verdict, process.returncode, duration_ms, tail)
+        return False
+    return True
 
 
-def _judge(raw_verdict: bytes, returncode: int, duration_ms: int, output: str) -> PairResult:
-    try:
-        verdict = json.loads(raw_verdict)
-    except ValueError:
-        if returncode == -9 or returncode == -24:  # SIGKILL / SIGXCPU from the CPU limit
-            return PairResult(Outcome.TIMEOUT, duration_ms, output=output)
-        return PairResult(Outcome.KILLED, duration_ms, output=output)
-    if verdict.get("memory"):
-        return PairResult(Outcome.MEMORY, duration_ms, output=output)
-    if "exception" in verdict:
-        return PairResult(Outcome.ERROR, duration_ms, output=output)
-    counts = {k: int(verdict[k]) for k in ("tests_run", "failures", "errors")}
-    if verdict["successful"]:
-        return PairResult(Outcome.PASS, duration_ms, output=output, **counts)
-    outcome = Outcome.ERROR if counts["errors"] and not counts["failures"] else Outcome.FAIL
-    return PairResult(outcome, duration_ms, output=output, **counts)
+def unique(items: Sequence[str]) -> tuple[list[str], list[int]]:
+    """The distinct items in first-seen order, and for every item the position of its twin there."""
+    positions: dict[str, int] = {}
+    where = [positions.setdefault(item, len(positions)) for item in items]
+    return list(positions), where
+
+
+def request_limits(limits: SandboxLimits, policy: SandboxPolicy, capture_output: bool) -> dict[str, Any]:
+    return {
+        "time_limit_s": limits.time_limit_s,
+        "memory_bytes": limits.memory_mb << 20,
+        "output_limit_bytes": limits.output_limit_bytes if capture_output else 0,
+        "capture_output": capture_output,
+        "max_processes": policy.max_processes,
+        "max_open_files": policy.max_open_files,
+        "file_size_bytes": policy.file_size_mb << 20,
+    }
+
+
+class JailPool:
+    """`size` jails, each lent to one thread at a time; started on first use."""
+
+    def __init__(self, policy: SandboxPolicy, size: int | None = None) -> None:
+        self.policy = policy
+        self.size = size or policy.jails
+        self._idle: queue.SimpleQueue[Jail] = queue.SimpleQueue()
+        for _ in range(self.size):
+            self._idle.put(Jail(policy))
+        self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="coderm-jail")
+        self._all: list[Jail] = []
+
+    def run_solution(
+        self, solution: str, tests: Sequence[str], classes: Sequence[str], limits: dict[str, Any]
+    ) -> list[PairResult]:
+        jail = self._idle.get()
+        try:
+            if jail not in self._all:
+                self._all.append(jail)
+            return jail.run(solution, tests, classes, limits)
+        finally:
+            self._idle.put(jail)
+
+    def run_matrix(
+        self,
+        solutions: Sequence[str],
+        tests: Sequence[str],
+        limits: SandboxLimits,
+        capture_output: bool = False,
+    ) -> list[list[PairResult]]:
+        """Every solution against every test: `result[i][j]` is solution i against test j."""
+        distinct_solutions, solution_at = unique(solutions)
+        distinct_tests, test_at = unique(tests)
+        classes = [test_class_name(test) for test in distinct_tests]
+        runnable = [j for j, name in enumerate(classes) if name is not None]
+        runnable_tests = [distinct_tests[j] for j in runnable]
+        runnable_classes = [classes[j] or "" for j in runnable]
+        wire_limits = request_limits(limits, self.policy, capture_output)
+
+        def run_one(solution: str) -> list[PairResult]:
+            row = [PairResult(Outcome.INVALID, 0)] * len(distinct_tests)
+            if not compiles(solution) or not runnable:
+                return row
+            for j, result in zip(
+                runnable,
+                self.run_solution(solution, runnable_tests, runnable_classes, wire_limits),
+                strict=True,
+            ):
+                row[j] = result
+            return row
+
+        rows = list(self._threads.map(run_one, distinct_solutions))
+        return [[rows[solution_at[i]][test_at[j]] for j in range(len(tests))] for i in range(len(solutions))]
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True)
+        for jail in self._all:
+            jail.close()
+
+
+_pool: JailPool | None = None
+_pool_lock = threading.Lock()
+
+
+def shared_pool() -> JailPool:
+    """This process' pool, made from the CODERM_SANDBOX_* environment on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = JailPool(SandboxPolicy())
+            atexit.register(_pool.close)
+        return _pool
 
 
 def run_matrix(
     solutions: Sequence[str], tests: Sequence[str], limits: SandboxLimits
 ) -> list[list[PairResult]]:
-    """Every solution against every test: `result[i][j]` is solution i against test j."""
-    return [[run_pair(solution, test, limits) for test in tests] for solution in solutions]
+    return shared_pool().run_matrix(solutions, tests, limits)
+
+
+def run_pair(solution: str, test: str, limits: SandboxLimits) -> PairResult:
+    """One pair, with its output captured: what `coderm sandbox exec` shows."""
+    return shared_pool().run_matrix([solution], [test], limits, capture_output=True)[0][0]

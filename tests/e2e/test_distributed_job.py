@@ -92,3 +92,43 @@ def test_submitted_job_is_complete_in_postgres(
     assert "Task coderm.coderm.sample_unit_tests[" in logs["coderm"]
     assert "Task coderm.voter.select_solution[" in logs["voter"]
     assert "Task coderm.sandbox.execute_chunk[" not in logs["policy"]
+
+
+HOSTILE_SOLUTIONS = [
+    "import os\ndef add(a, b):\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n",
+    "import os, signal\ndef add(a, b):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return a - b\n",
+    "import os\nos._exit(0)\n",
+    "def add(a, b):\n    x = bytearray(8 * 2**30)\n",
+    "def add(a, b):\n    return a + b\n",
+]
+
+
+def test_hostile_solutions_do_not_stop_the_sandbox_worker(
+    tmp_path: Path, service_env: dict[str, str], workers: list, coderm_cli
+) -> None:
+    problems = tmp_path / "hostile.jsonl"
+    problems.write_text(
+        json.dumps(
+            {"task_id": "hostile", "question": "add", "solutions": HOSTILE_SOLUTIONS, "unit_tests": ADD_TESTS}
+        )
+        + "\n"
+        + json.dumps(
+            {"task_id": "honest", "question": "add", "solutions": ADD_SOLUTIONS, "unit_tests": ADD_TESTS}
+        )
+        + "\n"
+    )
+    submitted = coderm_cli(["submit", str(problems), "--chunk-size", "1"], env=service_env, timeout=60)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    wait_for_job(service_env["CODERM_DATABASE_URL"], job_id)
+    lines = {
+        line["task_id"]: line
+        for line in map(
+            json.loads,
+            coderm_cli(["results", job_id, "--format", "jsonl"], env=service_env).stdout.splitlines(),
+        )
+    }
+    assert lines["hostile"]["status"] == "completed"
+    assert lines["hostile"]["selected_solution"] == HOSTILE_SOLUTIONS[-1]  # the one honest sample wins
+    assert lines["honest"]["selected_solution"] == ADD_SOLUTIONS[1]
+    assert all(w.process.poll() is None for w in workers), "a worker died"

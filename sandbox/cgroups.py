@@ -1,0 +1,105 @@
+"""A cgroup per jail, where a writable one exists: a ceiling on its memory and its number of processes.
+
+rlimits bound each process; a cgroup bounds the jail as a whole, whatever its processes do. Both
+cgroup v2 (one unified hierarchy) and v1 (a `memory` and a `pids` hierarchy) are handled. Where no
+cgroup is writable (an ordinary user, most containers), jails run with rlimits alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass
+class JailCgroup:
+    """The cgroup directories of one jail (one per v1 hierarchy, or one under v2)."""
+
+    directories: list[Path]
+
+    def join(self) -> None:
+        """Move the calling process in: run in the jail launcher before it execs bubblewrap."""
+        pid = str(os.getpid())
+        for directory in self.directories:
+            (directory / "cgroup.procs").write_text(pid)
+
+    def remove(self) -> None:
+        """Kill whatever is left inside and delete the directories."""
+        for directory in self.directories:
+            for _ in range(50):
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    _kill_members(directory)
+                    time.sleep(0.02)
+
+
+def _kill_members(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        for line in (directory / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(line), signal.SIGKILL)
+
+
+def _own_cgroups() -> dict[str, str]:
+    """Controller name (or '' for v2) -> this process' cgroup path."""
+    paths = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            paths[controller] = path
+    return paths
+
+
+def _make(parent: Path, name: str, limits: dict[str, str]) -> Path | None:
+    directory = parent / name
+    try:
+        directory.mkdir()
+    except OSError as exc:
+        logger.debug("no writable cgroup at %s: %s", parent, exc)
+        return None
+    try:
+        for file, value in limits.items():
+            (directory / file).write_text(value)
+    except OSError as exc:
+        logger.debug("cannot set limits in %s: %s", directory, exc)
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+        return None
+    return directory
+
+
+def create_jail_cgroup(name: str, memory_bytes: int, max_processes: int) -> JailCgroup | None:
+    """A cgroup for one jail with the given ceilings, or None where none can be made."""
+    own = _own_cgroups()
+    if (_CGROUP_ROOT / "cgroup.controllers").is_file():  # v2, unified at the usual place
+        parent = _CGROUP_ROOT / own.get("", "/").lstrip("/")
+        enabled = (parent / "cgroup.subtree_control").read_text().split() if parent.is_dir() else []
+        if not {"memory", "pids"} <= set(enabled):
+            return None
+        directory = _make(parent, name, {"memory.max": str(memory_bytes), "pids.max": str(max_processes)})
+        return JailCgroup([directory]) if directory else None
+    directories = []
+    for controller, limits in (
+        ("memory", {"memory.limit_in_bytes": str(memory_bytes)}),
+        ("pids", {"pids.max": str(max_processes)}),
+    ):
+        mount = _CGROUP_ROOT / controller
+        if controller not in own or not mount.is_dir():
+            continue
+        directory = _make(mount / own[controller].lstrip("/"), name, limits)
+        if directory is not None:
+            directories.append(directory)
+    return JailCgroup(directories) if directories else None

@@ -1,0 +1,154 @@
+"""`coderm sandbox`: run pairs by hand, to debug a verdict or to measure the sandbox.
+
+coderm sandbox exec --solution S.py --test T.py [--json]
+coderm sandbox matrix FILE.jsonl
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from agents.extract import check_solution_code, clean_unit_test_code
+from orchestrator.config import SandboxLimits
+from orchestrator.errors import ConfigurationError
+from orchestrator.problem_files import read_problem_file
+from sandbox.executor import JailPool, unique
+from sandbox.outcomes import Outcome
+from sandbox.policy import SandboxPolicy
+
+console = Console(soft_wrap=True)
+
+_limit_options = [
+    click.option(
+        "--time-limit",
+        type=click.FloatRange(0, 600, min_open=True),
+        default=1.0,
+        show_default=True,
+        envvar="CODERM_TIME_LIMIT",
+        show_envvar=True,
+        help="Seconds the solution may take on the test class (the paper's 1 s).",
+    ),
+    click.option(
+        "--memory-mb",
+        type=click.IntRange(16, 65536),
+        default=1024,
+        show_default=True,
+        envvar="CODERM_MEMORY_MB",
+        show_envvar=True,
+        help="Address space of the execution, in MiB.",
+    ),
+]
+
+
+def _with_limit_options(command):  # type: ignore[no-untyped-def]
+    for option in reversed(_limit_options):
+        command = option(command)
+    return command
+
+
+@click.group("sandbox")
+def sandbox_cli() -> None:
+    """Run solutions against unit tests in the sandbox, outside any job.
+
+    The sandbox policy (isolation, processes, files, tmpfs sizes) comes from CODERM_SANDBOX_*
+    environment variables; see `sandbox/policy.py`.
+    """
+
+
+@sandbox_cli.command("exec")
+@click.option(
+    "--solution",
+    "solution_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Python file with the solution.",
+)
+@click.option(
+    "--test",
+    "test_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Python file with one unittest.TestCase class.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@_with_limit_options
+def exec_pair(solution_path: Path, test_path: Path, as_json: bool, time_limit: float, memory_mb: int) -> None:
+    """Run one solution against one unit test and show the outcome, counts, time and output."""
+    solution = solution_path.read_text(encoding="utf-8")
+    test = clean_unit_test_code(test_path.read_text(encoding="utf-8"))
+    if not test.valid or test.code is None:
+        raise ConfigurationError(f"{test_path}: not a usable unit test ({test.invalid_reason})")
+    pool = JailPool(SandboxPolicy(), size=1)
+    try:
+        limits = SandboxLimits(time_limit_s=time_limit, memory_mb=memory_mb)
+        result = pool.run_matrix([solution], [test.code], limits, capture_output=True)[0][0]
+    finally:
+        pool.close()
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(result) | {"status": result.outcome.name.lower()}))
+        return
+    table = Table(show_header=False, title=f"{solution_path.name} x {test_path.name}")
+    table.add_row("status", f"[bold]{result.outcome.name.lower()}[/bold]")
+    table.add_row("tests run", str(result.tests_run))
+    table.add_row("failures", str(result.failures))
+    table.add_row("errors", str(result.errors))
+    table.add_row("duration", f"{result.duration_ms} ms")
+    console.print(table)
+    if result.output:
+        console.rule("output (tail)")
+        console.print(result.output, markup=False, highlight=False)
+
+
+@sandbox_cli.command("matrix")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_with_limit_options
+def matrix(file: Path, time_limit: float, memory_mb: int) -> None:
+    """Run every problem's replayed solutions against its replayed unit tests; print throughput."""
+    problems = read_problem_file(file).problems
+    replayable = [p for p in problems if p.solutions and p.unit_tests]
+    if not replayable:
+        raise ConfigurationError(f"{file}: no problem carries both 'solutions' and 'unit_tests' to replay")
+    limits = SandboxLimits(time_limit_s=time_limit, memory_mb=memory_mb)
+    policy = SandboxPolicy()
+    pool = JailPool(policy)
+    table = Table(title=f"{file.name}: {len(replayable)} problems, {pool.size} jails")
+    for name in ("task", "solutions", "tests", "pairs", "distinct", "passed", "seconds"):
+        table.add_column(name, justify="left" if name == "task" else "right")
+    total_pairs = total_distinct = 0
+    started = time.perf_counter()
+    try:
+        for problem in replayable:
+            solutions = [s.code or "" for s in map(check_solution_code, problem.solutions or [])]
+            tests = [
+                t.code for t in map(clean_unit_test_code, problem.unit_tests or []) if t.valid and t.code
+            ]
+            began = time.perf_counter()
+            result = pool.run_matrix(solutions, tests, limits)
+            distinct = len(unique(solutions)[0]) * len(unique(tests)[0])
+            passed = sum(cell.outcome is Outcome.PASS for row in result for cell in row)
+            pairs = len(solutions) * len(tests)
+            total_pairs, total_distinct = total_pairs + pairs, total_distinct + distinct
+            table.add_row(
+                problem.task_id,
+                str(len(solutions)),
+                str(len(tests)),
+                str(pairs),
+                str(distinct),
+                str(passed),
+                f"{time.perf_counter() - began:.2f}",
+            )
+    finally:
+        pool.close()
+    seconds = time.perf_counter() - started
+    console.print(table)
+    console.print(
+        f"{total_pairs} pairs ({total_distinct} distinct, executed) in {seconds:.2f} s: "
+        f"{total_pairs / seconds:.0f} pairs/s, {total_distinct / seconds:.0f} executions/s"
+    )

@@ -1,0 +1,154 @@
+"""The worker's side of a jail: start it once, send it solutions, read back outcomes.
+
+A jail that dies (its memory cgroup killed it, say) is started again on the next request; the
+pairs it was running are reported as `killed`. A sandbox failure is a result, never a crash of the
+worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import IO, Any
+
+from sandbox.isolation import LaunchSpec, SandboxUnavailableError, build_launch
+from sandbox.outcomes import Outcome, PairResult
+from sandbox.policy import SandboxPolicy
+
+logger = logging.getLogger(__name__)
+
+_START_TIMEOUT_S = 30.0
+# On top of the pairs' own limits: forks, the solution's load, and the jail's bookkeeping.
+_SLACK_PER_TEST_S = 0.5
+_SLACK_PER_REQUEST_S = 10.0
+
+
+class _JailDied(Exception):
+    pass
+
+
+class Jail:
+    """One long-lived jail process; not thread-safe (a `JailPool` hands each to one thread at a time)."""
+
+    def __init__(self, policy: SandboxPolicy) -> None:
+        self.policy = policy
+        self.process: subprocess.Popen[bytes] | None = None
+        self.spec: LaunchSpec | None = None
+        self.stderr: IO[bytes] | None = None
+        self.info: dict[str, Any] = {}
+
+    def start(self, memory_bytes: int) -> None:
+        # The cgroup holds the jail, a solution child and a test child: room for two address spaces.
+        ceiling = max(memory_bytes * 2 + (256 << 20), self.policy.cgroup_memory_mb << 20)
+        self.spec = build_launch(self.policy, memory_bytes=ceiling)
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the jail; close() closes it
+        self.process = subprocess.Popen(
+            self.spec.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=self.spec.env,
+            pass_fds=self.spec.pass_fds,
+            preexec_fn=self.spec.preexec,
+            close_fds=True,
+        )
+        try:
+            self.info = self._read_message(time.monotonic() + _START_TIMEOUT_S)
+        except _JailDied as exc:
+            message = self._stderr_text() or str(exc)
+            self.close()
+            hint = (
+                "; set CODERM_SANDBOX_ISOLATION=rlimits to run without namespaces (weaker)"
+                if self.policy.isolation == "namespaces"
+                else ""
+            )
+            raise SandboxUnavailableError(f"the sandbox jail did not start: {message.strip()}{hint}") from exc
+        if self.policy.isolation == "rlimits":
+            logger.warning(
+                "sandbox isolation is 'rlimits': no namespaces or seccomp; sandboxed code can use the "
+                "network and read world-readable host files"
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def run(
+        self, solution: str, tests: Sequence[str], classes: Sequence[str], limits: dict[str, Any]
+    ) -> list[PairResult]:
+        """Run one solution against `tests`; a dead jail gives `killed` pairs and starts afresh next time."""
+        if not self.running:
+            self.close()
+            self.start(int(limits["memory_bytes"]))
+        request = {"solution": solution, "tests": list(tests), "classes": list(classes), "limits": limits}
+        budget = len(tests) * (float(limits["time_limit_s"]) + _SLACK_PER_TEST_S) + _SLACK_PER_REQUEST_S
+        try:
+            self._write_message(request)
+            response = self._read_message(time.monotonic() + budget)
+        except (_JailDied, BrokenPipeError) as exc:
+            logger.warning("sandbox jail died during a request (%s): %s", exc, self._stderr_text()[-500:])
+            self.close()
+            return [PairResult(Outcome.KILLED, 0, output="the sandbox jail died") for _ in tests]
+        return [
+            PairResult(Outcome(o), duration_ms, tests_run, failures, errors, output)
+            for o, duration_ms, tests_run, failures, errors, output in response["results"]
+        ]
+
+    def close(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait()
+            for stream in (self.process.stdin, self.process.stdout):
+                if stream is not None:
+                    stream.close()
+            self.process = None
+        if self.spec is not None:
+            self.spec.cleanup()
+            self.spec = None
+        if self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None
+
+    def _stderr_text(self) -> str:
+        if self.stderr is None:
+            return ""
+        self.stderr.seek(0)
+        return self.stderr.read().decode("utf-8", "replace")
+
+    def _write_message(self, message: dict[str, Any]) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        body = json.dumps(message).encode()
+        self.process.stdin.write(struct.pack(">I", len(body)) + body)
+        self.process.stdin.flush()
+
+    def _read_message(self, deadline: float) -> dict[str, Any]:
+        assert self.process is not None and self.process.stdout is not None
+        header = self._read_exactly(4, deadline)
+        return json.loads(self._read_exactly(struct.unpack(">I", header)[0], deadline))  # type: ignore[no-any-return]
+
+    def _read_exactly(self, size: int, deadline: float) -> bytes:
+        assert self.process is not None and self.process.stdout is not None
+        stream = self.process.stdout
+        data = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(stream, selectors.EVENT_READ)
+            while len(data) < size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _JailDied("no answer from the jail in time")
+                if not selector.select(remaining):
+                    continue
+                # The raw fd, not the buffered stream: buffered bytes would be invisible to select().
+                chunk = os.read(stream.fileno(), size - len(data))
+                if not chunk:
+                    raise _JailDied(f"the jail exited with status {self.process.wait()}")
+                data += chunk
+        return data

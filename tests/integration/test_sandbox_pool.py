@@ -1,0 +1,85 @@
+"""The jail pool: deduplication, isolation modes, and refusing to run without isolation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import SandboxLimits
+from sandbox.executor import JailPool, unique
+from sandbox.isolation import SandboxUnavailableError
+from sandbox.outcomes import Outcome
+from sandbox.policy import SandboxPolicy
+
+pytestmark = pytest.mark.integration
+
+TEST = "import unittest\n\n\nclass T(unittest.TestCase):\n    def test_one(self):\n        self.assertEqual(f(1), 2)\n"
+RIGHT, WRONG = "def f(x):\n    return x + 1\n", "def f(x):\n    return x\n"
+
+
+def test_unique_keeps_first_seen_order_and_maps_every_item() -> None:
+    assert unique(["b", "a", "b", "c", "a"]) == (["b", "a", "c"], [0, 1, 0, 2, 1])
+
+
+def test_identical_solutions_and_tests_run_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = JailPool(SandboxPolicy(), size=1)
+    calls: list[tuple[str, int]] = []
+    original = pool.run_solution
+
+    def counting(solution: str, tests, classes, limits):  # type: ignore[no-untyped-def]
+        calls.append((solution, len(tests)))
+        return original(solution, tests, classes, limits)
+
+    monkeypatch.setattr(pool, "run_solution", counting)
+    try:
+        matrix = pool.run_matrix([RIGHT, WRONG, RIGHT], [TEST, TEST, "no class here"], SandboxLimits())
+    finally:
+        pool.close()
+    assert sorted(calls) == sorted([(RIGHT, 1), (WRONG, 1)])  # two distinct solutions, one runnable test
+    outcomes = [[cell.outcome for cell in row] for row in matrix]
+    assert outcomes == [
+        [Outcome.PASS, Outcome.PASS, Outcome.INVALID],
+        [Outcome.FAIL, Outcome.FAIL, Outcome.INVALID],
+        [Outcome.PASS, Outcome.PASS, Outcome.INVALID],
+    ]
+
+
+def test_a_solution_that_does_not_compile_is_invalid_without_running() -> None:
+    pool = JailPool(SandboxPolicy(), size=1)
+    try:
+        matrix = pool.run_matrix(["def f(x:\n"], [TEST], SandboxLimits())
+    finally:
+        pool.close()
+    assert matrix[0][0].outcome is Outcome.INVALID
+
+
+def test_without_bubblewrap_the_sandbox_refuses_and_names_the_opt_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap to be found
+    pool = JailPool(SandboxPolicy(isolation="namespaces"), size=1)
+    try:
+        with pytest.raises(SandboxUnavailableError, match="CODERM_SANDBOX_ISOLATION=rlimits"):
+            pool.run_matrix([RIGHT], [TEST], SandboxLimits())
+    finally:
+        pool.close()
+
+
+def test_the_weaker_rlimits_mode_runs_when_chosen_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    pool = JailPool(SandboxPolicy(isolation="rlimits"), size=1)
+    try:
+        with caplog.at_level(logging.WARNING):
+            matrix = pool.run_matrix([RIGHT, WRONG, "import os\nos._exit(0)\n"], [TEST], SandboxLimits())
+    finally:
+        pool.close()
+    assert [row[0].outcome for row in matrix] == [Outcome.PASS, Outcome.FAIL, Outcome.KILLED]
+    assert "no namespaces or seccomp" in caplog.text
+
+
+def test_the_sandbox_policy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODERM_SANDBOX_ISOLATION", "rlimits")
+    monkeypatch.setenv("CODERM_SANDBOX_MAX_PROCESSES", "32")
+    policy = SandboxPolicy()
+    assert policy.isolation == "rlimits" and policy.max_processes == 32
