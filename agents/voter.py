@@ -1,100 +1,58 @@
-"""The voter: picks the solution that passes the most unit tests (DESIGN §2, selection).
+"""The voter: picks each problem's solution and, where ground truth exists, scores the pick.
 
-score_i = number of (distinct, valid) unit tests solution i passes; Top = the argmax set; among Top,
-keep the solutions whose pass pattern is shared by the most Top solutions (consensus); pick one of
-those with a seeded draw. The final tie set is stored: the expected accuracy of the pick is the mean
-correctness over it.
+The selection rule itself is `agents.selection`; this is the Celery task around it.
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 from celery import shared_task
 from sqlalchemy import delete, select
 
+from agents.selection import distinct_test_columns, pass_matrix, vote
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
+from orchestrator.evaluation import store_problem_score
 from orchestrator.models import ExecutionResult, Problem, ProblemStatus, Selection, Solution, UnitTest
 from orchestrator.task_base import ProblemTask, finish_problem, is_active
-from sandbox.outcomes import Outcome
-
-
-@dataclass(frozen=True)
-class Vote:
-    """The voter's decision over candidate rows 0..n-1 of a pass matrix."""
-
-    selected: int | None
-    tie_set: list[int]
-    top_set_size: int
-    pass_count: int
-
-
-def vote(pass_matrix: Sequence[Sequence[bool]], rng: random.Random) -> Vote:
-    """Argmax of tests passed, consensus on identical pass patterns, then a draw from `rng`."""
-    if not pass_matrix:
-        return Vote(selected=None, tie_set=[], top_set_size=0, pass_count=0)
-    scores = [sum(row) for row in pass_matrix]
-    best = max(scores)
-    top = [i for i, score in enumerate(scores) if score == best]
-    pattern_counts = Counter(tuple(pass_matrix[i]) for i in top)
-    consensus = max(pattern_counts.values())
-    tie_set = [i for i in top if pattern_counts[tuple(pass_matrix[i])] == consensus]
-    return Vote(selected=rng.choice(tie_set), tie_set=tie_set, top_set_size=len(top), pass_count=best)
-
-
-def distinct_test_columns(test_hashes: Sequence[str | None]) -> list[int]:
-    """Columns of the valid unit tests, each distinct test text once (duplicates count once)."""
-    seen: set[str] = set()
-    columns = []
-    for column, test_hash in enumerate(test_hashes):
-        if test_hash is not None and test_hash not in seen:
-            seen.add(test_hash)
-            columns.append(column)
-    return columns
-
-
-def pass_matrix(outcome_rows: Sequence[str | None], columns: Sequence[int]) -> list[list[bool]]:
-    """Rows of pass/fail over `columns`; a solution that was never executed passes nothing."""
-    return [[row is not None and row[c] == Outcome.PASS for c in columns] for row in outcome_rows]
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.voter.select_solution")
 def select_solution(self: ProblemTask, problem_id: int) -> None:
+    """Pick the problem's solution; where ground truth exists, also score the pick and the tests."""
     with self.stage(problem_id, "vote"), session_scope(self.database_url) as session:
         if not is_active(session, problem_id):
             return
         problem = session.get(Problem, problem_id)
         assert problem is not None
         seed = JobConfig.model_validate(problem.job.config).seed
-        solutions = session.execute(
-            select(Solution.id, ExecutionResult.outcomes)
+        samples = session.execute(
+            select(Solution.id, Solution.valid, Solution.correct, ExecutionResult.outcomes)
             .outerjoin(ExecutionResult, ExecutionResult.solution_id == Solution.id)
-            .where(Solution.problem_id == problem_id, Solution.valid)
+            .where(Solution.problem_id == problem_id)
             .order_by(Solution.index)
         ).all()
+        candidates = [position for position, sample in enumerate(samples) if sample.valid]
         test_hashes = session.scalars(
             select(UnitTest.code_hash).where(UnitTest.problem_id == problem_id).order_by(UnitTest.index)
         ).all()
         columns = distinct_test_columns(test_hashes)
-        decision = vote(
-            pass_matrix([outcomes for _, outcomes in solutions], columns),
-            random.Random(f"{seed}/{problem.task_id}"),
-        )
+        matrix = pass_matrix([samples[p].outcomes for p in candidates], columns)
+        decision = vote(matrix, random.Random(f"{seed}/{problem.task_id}"))
         session.execute(delete(Selection).where(Selection.problem_id == problem_id))
         session.add(
             Selection(
                 problem_id=problem_id,
-                solution_id=None if decision.selected is None else solutions[decision.selected].id,
+                solution_id=None if decision.selected is None else samples[candidates[decision.selected]].id,
                 pass_count=decision.pass_count,
                 tests_used=len(columns),
-                tie_set=[solutions[i].id for i in decision.tie_set],
+                tie_set=[samples[candidates[r]].id for r in decision.tie_set],
                 top_set_size=decision.top_set_size,
                 seed=seed,
                 reason="selected" if decision.selected is not None else "no valid solution",
             )
         )
+        if problem.ground_truth is not None or problem.replay_labels is not None:
+            store_problem_score(session, problem, samples, candidates, matrix, decision.tie_set)
         finish_problem(session, problem_id, ProblemStatus.COMPLETED)

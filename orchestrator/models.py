@@ -8,6 +8,7 @@ step of a problem.
                      1--* UnitTest
                      1--* ExecutionResult   (one row per solution: its outcome against every test)
                      1--1 Selection         (the voter's pick)
+                     1--1 ProblemMetrics    (where ground truth exists: accuracy and test quality)
                      1--* StageRun          (when each step ran, where, and how long it took)
 """
 
@@ -76,6 +77,9 @@ class Job(Base):
     config: Mapped[dict[str, Any]]
     idempotency_key: Mapped[str | None] = mapped_column(String(256), unique=True)
     n_problems: Mapped[int] = mapped_column(Integer)
+    benchmark: Mapped[str | None] = mapped_column(String(64))
+    # Job-level evaluation (agents.metrics.JobMetrics as JSON), written when the job completes.
+    metrics: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -103,6 +107,8 @@ class Problem(Base):
     ground_truth: Mapped[str | None] = mapped_column(Text)
     replay_solutions: Mapped[list[Any] | None]
     replay_unit_tests: Mapped[list[Any] | None]
+    # Correctness of each replayed solution as its source labelled it (CodeRM's `plus_status`).
+    replay_labels: Mapped[list[Any] | None]
 
     # The plan: how many samples of each kind this problem gets.
     n_solutions: Mapped[int | None] = mapped_column(Integer)
@@ -145,6 +151,10 @@ class Solution(_Sample, Base):
     __tablename__ = "solutions"
     __table_args__ = (UniqueConstraint("problem_id", "index", name="uq_solutions_problem_id_index"),)
 
+    # Ground truth, where the problem has it: the outcome against its own tests, and what that means.
+    ground_truth_outcome: Mapped[str | None] = mapped_column(String(1))
+    correct: Mapped[bool | None] = mapped_column(Boolean)
+
 
 class UnitTest(_Sample, Base):
     __tablename__ = "unit_tests"
@@ -186,6 +196,25 @@ class Selection(Base):
     top_set_size: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProblemMetrics(Base):
+    """A scored problem: the paper's accuracies and the confusion counts of its unit tests.
+
+    Counts rather than rates, so job-level figures pool them exactly as the paper does.
+    """
+
+    __tablename__ = "problem_metrics"
+
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id", ondelete="CASCADE"), primary_key=True)
+    samples: Mapped[int] = mapped_column(Integer)
+    correct_samples: Mapped[int] = mapped_column(Integer)
+    vanilla: Mapped[float] = mapped_column(Float)
+    best_of_n: Mapped[float] = mapped_column(Float)
+    oracle: Mapped[bool] = mapped_column(Boolean)
+    individual: Mapped[dict[str, Any]]
+    combined: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agents.ground_truth import label_is_correct
 from agents.prompts import CODERM_TEMPLATE, parse_template
 from orchestrator.errors import ProblemFileError
 
@@ -46,6 +47,8 @@ class ProblemSpec(BaseModel):
     ground_truth: str | None = None
     solutions: list[str] | None = Field(default=None, max_length=MAX_SAMPLES)
     unit_tests: list[str] | None = Field(default=None, max_length=MAX_SAMPLES)
+    # Ground-truth correctness of each replayed solution, where its source labelled them.
+    solution_labels: list[bool] | None = None
 
     @field_validator("question", "policy_prompt", "coderm_prompt", "reference_code", "ground_truth")
     @classmethod
@@ -193,7 +196,9 @@ def _parse_record(
         )
 
     for name in _SAMPLE_FIELDS & record.keys():
-        fields[name] = _samples(path, line, name, record[name])
+        fields[name], labels = _samples(path, line, name, record[name])
+        if labels is not None:
+            fields["solution_labels"] = labels
     if _SAMPLE_FIELDS & record.keys():
         form += "+replay"
 
@@ -248,19 +253,33 @@ def _humaneval_fields(path: Path, line: int, record: dict[str, Any]) -> dict[str
     }
 
 
-def _samples(path: Path, line: int, name: str, value: Any) -> list[str]:
+_LABEL_KEYS = ("plus_status", "correct")
+
+
+def _samples(path: Path, line: int, name: str, value: Any) -> tuple[list[str], list[bool] | None]:
+    """The samples' code, and their ground-truth labels when every one carries one."""
     if not isinstance(value, list):
         raise ProblemFileError(str(path), line, f"'{name}' must be a list of code strings")
-    samples = []
+    samples, labels = [], []
     for position, item in enumerate(value):
         if isinstance(item, dict) and isinstance(item.get("solution"), str):
-            item = item["solution"]  # CodeRM's release form {solution, plus_status}
+            # CodeRM's release form {solution, plus_status}
+            label = next((item[k] for k in _LABEL_KEYS if k in item), None)
+            labels.append(None if label is None else label_is_correct(label))
+            item = item["solution"]
+        else:
+            labels.append(None)
         if not isinstance(item, str):
             raise ProblemFileError(
                 str(path), line, f"'{name}[{position}]' must be a string, found {type(item).__name__}"
             )
         samples.append(item)
-    return samples
+    labelled = [label for label in labels if label is not None]
+    if labelled and len(labelled) != len(labels):
+        raise ProblemFileError(
+            str(path), line, f"some of '{name}' carry a label ({_LABEL_KEYS}) and some do not"
+        )
+    return samples, (labelled if labelled else None)
 
 
 def _describe(exc: ValidationError) -> str:

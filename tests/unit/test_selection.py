@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from agents.voter import distinct_test_columns, pass_matrix, vote
+from agents.selection import distinct_test_columns, pass_matrix, vote
 
 
 def rng() -> random.Random:

@@ -1,0 +1,321 @@
+"""What the job commands (`run`, `submit`, `eval`) share: options, job creation, waiting, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.benchmarks import BUILTIN, Source, resolve_source
+from orchestrator.config import AgentConfig, JobConfig, SamplingParams, SandboxLimits, Settings
+from orchestrator.db import session_scope, upgrade_schema
+from orchestrator.reports import ProblemSummary, job_progress
+
+# Messages are never wrapped, so an error stays on one line for people and for scripts that grep it.
+console = Console(stderr=True, soft_wrap=True)
+stdout = Console(soft_wrap=True)
+
+SOURCE_HELP = (
+    f"FILE is a problem file (JSON Lines, see the README) or a built-in benchmark: {', '.join(BUILTIN)}."
+)
+
+_BACKENDS = click.Choice(["auto", "local", "replay"])
+
+
+def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that shape a job, shared by `run`, `submit` and `eval`."""
+    options = [
+        click.option(
+            "-n",
+            "--n-solutions",
+            type=click.IntRange(min=1),
+            default=100,
+            show_default=True,
+            envvar="CODERM_N_SOLUTIONS",
+            show_envvar=True,
+            help="Solutions the policy samples per problem.",
+        ),
+        click.option(
+            "-m",
+            "--n-tests",
+            type=click.IntRange(min=1),
+            default=100,
+            show_default=True,
+            envvar="CODERM_N_TESTS",
+            show_envvar=True,
+            help="Unit tests CodeRM samples per problem.",
+        ),
+        click.option(
+            "--backend",
+            type=_BACKENDS,
+            default="auto",
+            show_default=True,
+            envvar="CODERM_BACKEND",
+            show_envvar=True,
+            help="Backend of both agents: 'auto' replays samples the file carries and runs the local "
+            "model otherwise.",
+        ),
+        click.option(
+            "--policy-backend",
+            type=_BACKENDS,
+            envvar="CODERM_POLICY_BACKEND",
+            show_envvar=True,
+            help="Backend of the policy agent (overrides --backend).",
+        ),
+        click.option(
+            "--coderm-backend",
+            type=_BACKENDS,
+            envvar="CODERM_CODERM_BACKEND",
+            show_envvar=True,
+            help="Backend of the CodeRM agent (overrides --backend).",
+        ),
+        click.option(
+            "--model",
+            default="smollm2",
+            show_default=True,
+            envvar="CODERM_MODEL",
+            show_envvar=True,
+            help="Model of both agents: 'smollm2' (bundled SmolLM2-135M-Instruct), a local "
+            "model folder or a .gguf file.",
+        ),
+        click.option(
+            "--policy-model",
+            envvar="CODERM_POLICY_MODEL",
+            show_envvar=True,
+            help="Model of the policy agent.",
+        ),
+        click.option(
+            "--coderm-model",
+            envvar="CODERM_CODERM_MODEL",
+            show_envvar=True,
+            help="Model of the CodeRM agent.",
+        ),
+        click.option(
+            "--temperature",
+            type=click.FloatRange(0, 2),
+            default=0.8,
+            show_default=True,
+            envvar="CODERM_TEMPERATURE",
+            show_envvar=True,
+            help="Sampling temperature (the paper's 0.8).",
+        ),
+        click.option(
+            "--top-p",
+            type=click.FloatRange(0, 1, min_open=True),
+            default=0.95,
+            show_default=True,
+            envvar="CODERM_TOP_P",
+            show_envvar=True,
+            help="Nucleus sampling (the paper's 0.95).",
+        ),
+        click.option(
+            "--max-new-tokens",
+            type=click.IntRange(min=1),
+            default=2048,
+            show_default=True,
+            envvar="CODERM_MAX_NEW_TOKENS",
+            show_envvar=True,
+            help="Longest completion (the paper's 2048).",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            default=8,
+            show_default=True,
+            envvar="CODERM_BATCH_SIZE",
+            show_envvar=True,
+            help="Sequences the local backend generates together.",
+        ),
+        click.option(
+            "--time-limit",
+            type=click.FloatRange(0, 600, min_open=True),
+            default=1.0,
+            show_default=True,
+            envvar="CODERM_TIME_LIMIT",
+            show_envvar=True,
+            help="Seconds one solution may take on one unit-test class (the paper's 1 s).",
+        ),
+        click.option(
+            "--memory-mb",
+            type=click.IntRange(16, 65536),
+            default=1024,
+            show_default=True,
+            envvar="CODERM_MEMORY_MB",
+            show_envvar=True,
+            help="Address space of one execution, in MiB.",
+        ),
+        click.option(
+            "--chunk-size",
+            type=click.IntRange(min=1),
+            default=25,
+            show_default=True,
+            envvar="CODERM_CHUNK_SIZE",
+            show_envvar=True,
+            help="Solutions per sandbox task.",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            envvar="CODERM_SEED",
+            show_envvar=True,
+            help="Seeds sampling and the voter's tie-break.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def job_config(options: dict[str, Any]) -> JobConfig:
+    sampling = SamplingParams(
+        temperature=options["temperature"], top_p=options["top_p"], max_new_tokens=options["max_new_tokens"]
+    )
+
+    def agent(name: str) -> AgentConfig:
+        return AgentConfig(
+            backend=options[f"{name}_backend"] or options["backend"],
+            model=options[f"{name}_model"] or options["model"],
+            sampling=sampling,
+            batch_size=options["batch_size"],
+        )
+
+    return JobConfig(
+        n_solutions=options["n_solutions"],
+        n_tests=options["n_tests"],
+        policy=agent("policy"),
+        coderm=agent("coderm"),
+        sandbox=SandboxLimits(time_limit_s=options["time_limit"], memory_mb=options["memory_mb"]),
+        chunk_size=options["chunk_size"],
+        seed=options["seed"],
+    )
+
+
+concurrency_option = click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    envvar="CODERM_CONCURRENCY",
+    show_envvar=True,
+    help="Tasks the embedded worker runs at once.",
+)
+
+
+def load_source(source: str) -> Source:
+    """The problems of a file or built-in benchmark, checked; notes about them are printed."""
+    resolved = resolve_source(source)
+    for note in resolved.problems.notes:
+        console.print(f"note: {note}")
+    return resolved
+
+
+def create_job_from(
+    settings: Settings, source: str | Source, config: JobConfig, idempotency_key: str | None = None
+) -> str:
+    """Check the problems (a file, a built-in benchmark, or loaded ones) against `config`; write the job."""
+    from orchestrator.jobs import check_problems_fit_config, create_job
+
+    resolved = load_source(source) if isinstance(source, str) else source
+    check_problems_fit_config(resolved.problems, config)
+    if settings.database_url is None:
+        upgrade_schema(settings.effective_database_url)  # the embedded file migrates itself
+    return create_job(
+        settings.effective_database_url,
+        resolved.problems.problems,
+        config,
+        str(resolved.problems.path),
+        idempotency_key,
+        benchmark=resolved.benchmark,
+    )
+
+
+def run_to_completion(settings: Settings, job_id: str, concurrency: int) -> None:
+    """Start a job's workflows and wait for them: in this process, or on the configured workers."""
+    from orchestrator.celery_app import create_app
+    from orchestrator.embedded import embedded_worker
+    from orchestrator.jobs import enqueue_job
+
+    app = create_app(settings)
+    if settings.embedded:
+        with embedded_worker(app, concurrency=concurrency):
+            enqueue_job(app, settings.effective_database_url, job_id)
+            wait_with_progress(settings, job_id)
+    else:
+        enqueue_job(app, settings.effective_database_url, job_id)
+        wait_with_progress(settings, job_id)
+
+
+def wait_with_progress(settings: Settings, job_id: str, poll_s: float = 0.5) -> None:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("problems", total=None, detail="")
+        while True:
+            with session_scope(settings.effective_database_url) as session:
+                progress = job_progress(session, job_id)
+            running = progress.by_status.get("running", 0)
+            bar.update(
+                task,
+                total=progress.total,
+                completed=progress.finished,
+                detail=f"{running} running, {progress.solutions} solutions, {progress.unit_tests} tests",
+            )
+            if progress.finished >= progress.total:
+                return
+            time.sleep(poll_s)
+
+
+def print_selection_table(summaries: list[ProblemSummary], job_id: str) -> None:
+    scored = any(s.selected_correct is not None for s in summaries)
+    table = Table(title=f"job {job_id}")
+    columns = ["task", "status", "valid solutions", "valid tests", "selected", "passes"]
+    for name in [*columns, *(["correct"] if scored else []), "seconds"]:
+        table.add_column(
+            name, justify="left" if name in ("task", "status") else "right", no_wrap=name == "task"
+        )
+    for s in summaries:
+        cells = [
+            s.task_id,
+            s.status if not s.error else f"{s.status}: {s.error[:60]}",
+            f"{s.valid_solutions}/{s.solutions}",
+            f"{s.valid_unit_tests}/{s.unit_tests}",
+            "-" if s.selected_index is None else f"#{s.selected_index}",
+            "-" if s.pass_count is None else f"{s.pass_count}/{s.tests_used}",
+        ]
+        if scored:
+            cells.append("-" if s.selected_correct is None else ("yes" if s.selected_correct else "no"))
+        table.add_row(*cells, f"{s.timings.get('total', 0):.1f}")
+    stdout.print(table)
+
+
+def write_json_lines(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write all lines or none: a temporary file in the same folder, renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            for record in records:
+                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return count

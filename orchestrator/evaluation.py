@@ -1,0 +1,131 @@
+"""Scoring jobs against ground truth: what the voter stores per problem, what a job adds up to.
+
+The arithmetic is in `agents.metrics` (pure functions); this module moves data between it and
+the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from agents.ground_truth import label_is_correct
+from agents.metrics import (
+    Confusion,
+    JobMetrics,
+    ProblemScore,
+    ScoredProblem,
+    job_metrics,
+    score_problem,
+)
+from agents.selection import distinct_test_columns, pass_matrix
+from orchestrator.models import ExecutionResult, Job, Problem, ProblemMetrics, Solution, UnitTest
+
+
+def store_problem_score(
+    session: Session,
+    problem: Problem,
+    samples: Sequence[Any],
+    candidates: Sequence[int],
+    matrix: Sequence[Sequence[bool]],
+    tie_set: Sequence[int],
+) -> ProblemScore:
+    """Score a voted problem and store it; invalid samples get their correctness (false, or a label)."""
+    labels = problem.replay_labels
+    correct = []
+    for position, sample in enumerate(samples):
+        if sample.correct is not None:
+            correct.append(bool(sample.correct))
+        else:
+            value = labels is not None and position < len(labels) and label_is_correct(labels[position])
+            correct.append(value)
+            session.execute(update(Solution).where(Solution.id == sample.id).values(correct=value))
+    score = score_problem(correct, candidates, matrix, tie_set)
+    session.execute(delete(ProblemMetrics).where(ProblemMetrics.problem_id == problem.id))
+    session.add(
+        ProblemMetrics(
+            problem_id=problem.id,
+            samples=score.samples,
+            correct_samples=score.correct_samples,
+            vanilla=score.vanilla,
+            best_of_n=score.best_of_n,
+            oracle=score.oracle,
+            individual=vars(score.individual),
+            combined=vars(score.combined),
+        )
+    )
+    return score
+
+
+def stored_scores(session: Session, job_id: str) -> list[tuple[str, ProblemScore]]:
+    """The scores the voter stored for a job's problems, by task id, in file order."""
+    rows = session.execute(
+        select(Problem.task_id, ProblemMetrics)
+        .join(ProblemMetrics, ProblemMetrics.problem_id == Problem.id)
+        .where(Problem.job_id == job_id)
+        .order_by(Problem.position)
+    ).all()
+    return [
+        (
+            task_id,
+            ProblemScore(
+                samples=m.samples,
+                correct_samples=m.correct_samples,
+                vanilla=m.vanilla,
+                best_of_n=m.best_of_n,
+                oracle=m.oracle,
+                individual=Confusion(**m.individual),
+                combined=Confusion(**m.combined),
+            ),
+        )
+        for task_id, m in rows
+    ]
+
+
+def stored_job_metrics(session: Session, job_id: str) -> JobMetrics | None:
+    scores = [score for _, score in stored_scores(session, job_id)]
+    return job_metrics(scores) if scores else None
+
+
+def store_job_metrics(session: Session, job_id: str) -> None:
+    """Write a finished job's metrics on its row (None when nothing could be scored)."""
+    metrics = stored_job_metrics(session, job_id)
+    session.execute(
+        update(Job).where(Job.id == job_id).values(metrics=metrics.to_json() if metrics else None)
+    )
+
+
+def scored_problems(session: Session, job_id: str) -> list[ScoredProblem]:
+    """Everything re-scoring needs, for the problems of a job that have ground truth."""
+    scored = []
+    problems = session.execute(
+        select(Problem.id, Problem.task_id)
+        .join(ProblemMetrics, ProblemMetrics.problem_id == Problem.id)
+        .where(Problem.job_id == job_id)
+        .order_by(Problem.position)
+    ).all()
+    for problem_id, task_id in problems:
+        samples = session.execute(
+            select(Solution.valid, Solution.correct, ExecutionResult.outcomes)
+            .outerjoin(ExecutionResult, ExecutionResult.solution_id == Solution.id)
+            .where(Solution.problem_id == problem_id)
+            .order_by(Solution.index)
+        ).all()
+        test_hashes = session.scalars(
+            select(UnitTest.code_hash).where(UnitTest.problem_id == problem_id).order_by(UnitTest.index)
+        ).all()
+        candidates = [position for position, sample in enumerate(samples) if sample.valid]
+        scored.append(
+            ScoredProblem(
+                task_id=task_id,
+                sample_correct=[bool(sample.correct) for sample in samples],
+                candidates=candidates,
+                pass_matrix=pass_matrix(
+                    [samples[p].outcomes for p in candidates], distinct_test_columns(test_hashes)
+                ),
+            )
+        )
+    return scored

