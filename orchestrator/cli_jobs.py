@@ -19,6 +19,7 @@ from orchestrator.benchmarks import BUILTIN, Source, resolve_source
 from orchestrator.config import AgentConfig, JobConfig, SamplingParams, SandboxLimits, Settings
 from orchestrator.db import session_scope, upgrade_schema
 from orchestrator.reports import ProblemSummary, job_progress
+from sandbox.cli import memory_option, time_limit_option
 
 # Messages are never wrapped, so an error stays on one line for people and for scripts that grep it.
 console = Console(stderr=True, soft_wrap=True)
@@ -135,24 +136,8 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_envvar=True,
             help="Sequences the local backend generates together.",
         ),
-        click.option(
-            "--time-limit",
-            type=click.FloatRange(0, 600, min_open=True),
-            default=1.0,
-            show_default=True,
-            envvar="CODERM_TIME_LIMIT",
-            show_envvar=True,
-            help="Seconds one solution may take on one unit-test class (the paper's 1 s).",
-        ),
-        click.option(
-            "--memory-mb",
-            type=click.IntRange(16, 65536),
-            default=1024,
-            show_default=True,
-            envvar="CODERM_MEMORY_MB",
-            show_envvar=True,
-            help="Address space of one execution, in MiB.",
-        ),
+        time_limit_option,
+        memory_option,
         click.option(
             "--chunk-size",
             type=click.IntRange(min=1),

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -25,32 +27,29 @@ from sandbox.policy import SandboxPolicy
 
 console = Console(soft_wrap=True)
 
-_limit_options = [
-    click.option(
-        "--time-limit",
-        type=click.FloatRange(0, 600, min_open=True),
-        default=1.0,
-        show_default=True,
-        envvar="CODERM_TIME_LIMIT",
-        show_envvar=True,
-        help="Seconds the solution may take on the test class (the paper's 1 s).",
-    ),
-    click.option(
-        "--memory-mb",
-        type=click.IntRange(16, 65536),
-        default=1024,
-        show_default=True,
-        envvar="CODERM_MEMORY_MB",
-        show_envvar=True,
-        help="Address space of the execution, in MiB.",
-    ),
-]
+# The per-pair limits, shared with the job commands (run, submit, eval).
+time_limit_option = click.option(
+    "--time-limit",
+    type=click.FloatRange(0, 600, min_open=True),
+    default=1.0,
+    show_default=True,
+    envvar="CODERM_TIME_LIMIT",
+    show_envvar=True,
+    help="Seconds one solution may take on one unit-test class (the paper's 1 s).",
+)
+memory_option = click.option(
+    "--memory-mb",
+    type=click.IntRange(16, 65536),
+    default=1024,
+    show_default=True,
+    envvar="CODERM_MEMORY_MB",
+    show_envvar=True,
+    help="Address space of one execution, in MiB.",
+)
 
 
-def _with_limit_options(command):  # type: ignore[no-untyped-def]
-    for option in reversed(_limit_options):
-        command = option(command)
-    return command
+def _with_limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    return time_limit_option(memory_option(command))
 
 
 @click.group("sandbox")
