@@ -77,3 +77,13 @@ def create_app(settings: Settings | None = None) -> Celery:
     for module in TASK_MODULES:
         importlib.import_module(module)
     return app
+
+
+def ensure_broker_reachable(app: Celery, timeout_s: float = 5.0) -> None:
+    """Fail fast, with a clear message, when the broker cannot be reached (before writing a job)."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout_s)
+    except Exception as exc:  # kombu raises transport-specific errors
+        url = app.connection_for_write().as_uri()  # the password is masked
+        raise ConfigurationError(f"the broker at {url} is unreachable: {exc}") from exc

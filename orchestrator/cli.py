@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 from rich.table import Table
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from orchestrator.cli_eval import eval_command, print_metrics
 from orchestrator.cli_jobs import (
@@ -32,6 +32,7 @@ from orchestrator.cli_jobs import (
     create_job_from,
     job_config,
     job_options,
+    prepare_app,
     print_selection_table,
     run_to_completion,
     stdout,
@@ -72,8 +73,9 @@ def run(source: str, json_out: Path | None, concurrency: int, **options: Any) ->
     distributed workers. With it, the job goes to the broker and this command waits for the workers.
     """
     settings = Settings()
+    app = prepare_app(settings)
     job_id = create_job_from(settings, source, job_config(options))
-    run_to_completion(settings, job_id, concurrency)
+    run_to_completion(settings, app, job_id, concurrency)
     with session_scope(settings.effective_database_url) as session:
         summaries = problem_summaries(session, job_id)
     print_selection_table(summaries, job_id)
@@ -97,7 +99,6 @@ def submit(source: str, idempotency_key: str | None, **options: Any) -> None:
     Needs CODERM_DATABASE_URL, CODERM_BROKER_URL and CODERM_RESULT_BACKEND; `coderm worker`
     processes do the work.
     """
-    from orchestrator.celery_app import create_app
     from orchestrator.jobs import enqueue_job
 
     settings = Settings()
@@ -106,7 +107,7 @@ def submit(source: str, idempotency_key: str | None, **options: Any) -> None:
             "submit needs a broker: set CODERM_BROKER_URL (and CODERM_RESULT_BACKEND, CODERM_DATABASE_URL), "
             "or use `coderm run` to work inside this process"
         )
-    app = create_app(settings)
+    app = prepare_app(settings)
     job_id = create_job_from(settings, source, job_config(options), idempotency_key)
     enqueue_job(app, settings.effective_database_url, job_id)
     stdout.print(job_id, highlight=False)
@@ -261,4 +262,7 @@ def main() -> None:
         sys.exit(2)
     except OperationalError as exc:
         console.print(f"[red]error:[/red] database unreachable: {exc.orig}", highlight=False)
+        sys.exit(2)
+    except DBAPIError as exc:
+        console.print(f"[red]error:[/red] database error: {exc.orig}", highlight=False)
         sys.exit(2)

@@ -17,6 +17,7 @@ from orchestrator.cli_jobs import (
     job_config,
     job_options,
     load_source,
+    prepare_app,
     run_to_completion,
     stdout,
     write_json_lines,
@@ -68,8 +69,9 @@ def eval_command(
     resolved = load_source(source)
     stored_tests = max((len(p.unit_tests or []) for p in resolved.problems.problems), default=0)
     pool = test_pool or max(config.n_tests, stored_tests)
+    app = prepare_app(settings)
     job_id = create_job_from(settings, resolved, config.model_copy(update={"n_tests": pool}))
-    run_to_completion(settings, job_id, concurrency)
+    run_to_completion(settings, app, job_id, concurrency)
     with session_scope(settings.effective_database_url) as session:
         problems = scored_problems(session, job_id)
     if not problems:

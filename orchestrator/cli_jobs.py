@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+from celery import Celery
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from orchestrator.benchmarks import BUILTIN, Source, resolve_source
 from orchestrator.config import AgentConfig, JobConfig, SamplingParams, SandboxLimits, Settings
-from orchestrator.db import session_scope, upgrade_schema
+from orchestrator.db import ensure_schema_current, session_scope, upgrade_schema
 from orchestrator.reports import ProblemSummary, job_progress
 from sandbox.cli import memory_option, time_limit_option
 
@@ -215,6 +216,8 @@ def create_job_from(
     check_problems_fit_config(resolved.problems, config)
     if settings.database_url is None:
         upgrade_schema(settings.effective_database_url)  # the embedded file migrates itself
+    else:
+        ensure_schema_current(settings.effective_database_url)
     return create_job(
         settings.effective_database_url,
         resolved.problems.problems,
@@ -225,13 +228,21 @@ def create_job_from(
     )
 
 
-def run_to_completion(settings: Settings, job_id: str, concurrency: int) -> None:
+def prepare_app(settings: Settings) -> Celery:
+    """The Celery app; with a broker configured, checked to be reachable before any job is written."""
+    from orchestrator.celery_app import create_app, ensure_broker_reachable
+
+    app = create_app(settings)
+    if not settings.embedded:
+        ensure_broker_reachable(app)
+    return app
+
+
+def run_to_completion(settings: Settings, app: Celery, job_id: str, concurrency: int) -> None:
     """Start a job's workflows and wait for them: in this process, or on the configured workers."""
-    from orchestrator.celery_app import create_app
     from orchestrator.embedded import embedded_worker
     from orchestrator.jobs import enqueue_job
 
-    app = create_app(settings)
     if settings.embedded:
         with embedded_worker(app, concurrency=concurrency):
             enqueue_job(app, settings.effective_database_url, job_id)

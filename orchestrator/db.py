@@ -83,5 +83,18 @@ def upgrade_schema(url: str, revision: str = "head") -> None:
         raise ConfigurationError(f"cannot migrate the database at {_safe_url(url)}: {exc}") from exc
 
 
+def ensure_schema_current(url: str) -> None:
+    """Refuse to work on a database that `coderm db upgrade` has not brought to the newest schema."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    with get_engine(url).connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        state = "has no coderm schema" if current is None else f"is at schema {current}, not {head}"
+        raise ConfigurationError(f"the database at {_safe_url(url)} {state}: run `coderm db upgrade`")
+
+
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
