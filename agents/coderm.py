@@ -16,13 +16,13 @@ from agents.sampling import already_sampled, problem_seed, sample_and_extract, s
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
 from orchestrator.models import Problem, Solution, UnitTest
-from orchestrator.task_base import ProblemTask, is_active
+from orchestrator.task_base import LLM_RETRY, ProblemTask, is_active
 from orchestrator.workflow_rules import coderm_waits_for_policy
 
 logger = get_task_logger(__name__)
 
 
-@shared_task(base=ProblemTask, bind=True, name="coderm.coderm.sample_unit_tests")
+@shared_task(base=ProblemTask, bind=True, name="coderm.coderm.sample_unit_tests", **LLM_RETRY)
 def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
     with self.stage(problem_id, "coderm"):
         with session_scope(self.database_url) as session:
@@ -45,7 +45,15 @@ def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
             seed = problem_seed(config.seed, problem.task_id) + 1
 
         backend, model, extracted = sample_and_extract(
-            config.coderm, replay, prompt, n, seed, extract_unit_test, clean_unit_test_code
+            "coderm",
+            config.coderm,
+            self.settings,
+            replay,
+            prompt,
+            n,
+            seed,
+            extract_unit_test,
+            clean_unit_test_code,
         )
         with session_scope(self.database_url) as session:
             store_samples(session, UnitTest, problem_id, backend, model, extracted)

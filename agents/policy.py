@@ -10,10 +10,10 @@ from agents.sampling import already_sampled, problem_seed, sample_and_extract, s
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
 from orchestrator.models import Problem, Solution
-from orchestrator.task_base import ProblemTask, is_active
+from orchestrator.task_base import LLM_RETRY, ProblemTask, is_active
 
 
-@shared_task(base=ProblemTask, bind=True, name="coderm.policy.sample_solutions")
+@shared_task(base=ProblemTask, bind=True, name="coderm.policy.sample_solutions", **LLM_RETRY)
 def sample_solutions(self: ProblemTask, problem_id: int) -> None:
     with self.stage(problem_id, "policy"):
         with session_scope(self.database_url) as session:
@@ -28,7 +28,15 @@ def sample_solutions(self: ProblemTask, problem_id: int) -> None:
 
         # Sampling takes long; no transaction stays open meanwhile.
         backend, model, extracted = sample_and_extract(
-            config.policy, replay, prompt, n, seed, extract_solution, check_solution_code
+            "policy",
+            config.policy,
+            self.settings,
+            replay,
+            prompt,
+            n,
+            seed,
+            extract_solution,
+            check_solution_code,
         )
         with session_scope(self.database_url) as session:
             store_samples(session, Solution, problem_id, backend, model, extracted)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from agents.extract import Extraction
 from agents.llm import Sample, backend_for
-from orchestrator.config import AgentConfig
+from orchestrator.config import AgentConfig, AgentRole, Settings
 from orchestrator.models import Solution, UnitTest
 
 
@@ -22,7 +22,9 @@ def already_sampled(session: Session, model: type[Solution] | type[UnitTest], pr
 
 
 def sample_and_extract(
+    role: AgentRole,
     agent: AgentConfig,
+    settings: Settings,
     replay_samples: list[str] | None,
     prompt: str,
     n: int,
@@ -31,7 +33,7 @@ def sample_and_extract(
     check_code: Callable[[str], Extraction],
 ) -> tuple[str, str, list[tuple[Sample, Extraction]]]:
     """Sample `n` completions and extract code from each; returns (backend, model, samples)."""
-    backend = backend_for(agent, replay_samples)
+    backend = backend_for(role, agent, replay_samples, settings)
     samples = backend.sample(prompt, n, agent.sampling, seed)
     extracted = [(s, check_code(s.text) if s.is_code else extract(s.text)) for s in samples]
     return backend.name, backend.model, extracted

@@ -70,6 +70,8 @@ def create_app(settings: Settings | None = None) -> Celery:
         result_expires=7 * 24 * 3600,
         worker_hijack_root_logger=False,
         coderm_database_url=settings.effective_database_url,
+        # Tasks read the deployment settings (model servers, devices) from here: read once per process.
+        coderm_settings=settings,
     )
     # Shared tasks find their app through the current app, which is per thread unless set as default;
     # the embedded worker's threads must see this one.

@@ -32,13 +32,14 @@ from orchestrator.cli_jobs import (
     create_job_from,
     job_config,
     job_options,
+    load_source,
     prepare_app,
     print_selection_table,
     run_to_completion,
     stdout,
     write_json_lines,
 )
-from orchestrator.config import Settings
+from orchestrator.config import AgentRole, Settings
 from orchestrator.db import session_scope, upgrade_schema
 from orchestrator.errors import CodermError, ConfigurationError
 from orchestrator.reports import job_progress, problem_summaries
@@ -74,7 +75,7 @@ def run(source: str, json_out: Path | None, concurrency: int, **options: Any) ->
     """
     settings = Settings()
     app = prepare_app(settings)
-    job_id = create_job_from(settings, source, job_config(options))
+    job_id = create_job_from(settings, load_source(source, options), job_config(options))
     run_to_completion(settings, app, job_id, concurrency)
     with session_scope(settings.effective_database_url) as session:
         summaries = problem_summaries(session, job_id)
@@ -108,7 +109,7 @@ def submit(source: str, idempotency_key: str | None, **options: Any) -> None:
             "or use `coderm run` to work inside this process"
         )
     app = prepare_app(settings)
-    job_id = create_job_from(settings, source, job_config(options), idempotency_key)
+    job_id = create_job_from(settings, load_source(source, options), job_config(options), idempotency_key)
     enqueue_job(app, settings.effective_database_url, job_id)
     stdout.print(job_id, highlight=False)
 
@@ -206,22 +207,51 @@ def results(job_id: str, output_format: str, export_format: str | None, output: 
 )
 @click.option("-l", "--loglevel", default="INFO", show_default=True, help="Logging level.")
 @click.option("-n", "--hostname", help="Node name, e.g. sandbox@%h (Celery's default: celery@%h).")
+@click.option(
+    "--policy-model",
+    envvar="CODERM_POLICY_MODEL",
+    show_envvar=True,
+    help="Model the policy server (CODERM_POLICY_URL) must serve; checked before consuming 'policy'.",
+)
+@click.option(
+    "--coderm-model",
+    envvar="CODERM_CODERM_MODEL",
+    show_envvar=True,
+    help="Model the CodeRM server (CODERM_CODERM_URL) must serve; checked before consuming 'coderm'.",
+)
 @click.pass_context
 def worker(
-    ctx: click.Context, queues: str, concurrency: int | None, pool: str, loglevel: str, hostname: str | None
+    ctx: click.Context,
+    queues: str,
+    concurrency: int | None,
+    pool: str,
+    loglevel: str,
+    hostname: str | None,
+    policy_model: str | None,
+    coderm_model: str | None,
 ) -> None:
     """Run a Celery worker on some of the queues: orchestrator, policy, coderm, sandbox, voter.
 
+    A worker for 'policy' or 'coderm' first checks the agent's model server, when one is configured
+    (CODERM_POLICY_URL, CODERM_CODERM_URL): it must be up and serve the model given. Server-bound
+    sampling waits on the network, so such a worker does well with threads: -P threads -c 16.
+
     Further arguments are handed to `celery worker` unchanged (e.g. --max-tasks-per-child 100).
     """
+    from agents.llm.servers import check_servers
     from orchestrator.celery_app import QUEUES, create_app
 
-    unknown = set(queues.split(",")) - set(QUEUES)
+    chosen = queues.split(",")
+    unknown = set(chosen) - set(QUEUES)
     if unknown:
         raise click.BadParameter(f"unknown queue(s) {sorted(unknown)}; choose from {', '.join(QUEUES)}")
     settings = Settings()
     if settings.embedded:
         raise ConfigurationError("a worker needs a broker: set CODERM_BROKER_URL and CODERM_RESULT_BACKEND")
+    models: dict[AgentRole, str | None] = {"policy": policy_model, "coderm": coderm_model}
+    served = check_servers(settings, {role: model for role, model in models.items() if role in chosen})
+    for role, model in served.items():
+        console.print(f"{role} server {settings.server_url(role)} serves {model}", highlight=False)
     app = create_app(settings)
     argv = ["worker", "-Q", queues, "-P", pool, "-l", loglevel]
     if concurrency:

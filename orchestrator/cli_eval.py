@@ -66,7 +66,7 @@ def eval_command(
     """
     settings = Settings()
     config = job_config(options)
-    resolved = load_source(source)
+    resolved = load_source(source, options)
     stored_tests = max((len(p.unit_tests or []) for p in resolved.problems.problems), default=0)
     pool = test_pool or max(config.n_tests, stored_tests)
     app = prepare_app(settings)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 from celery import Celery
@@ -17,7 +18,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator.benchmarks import BUILTIN, Source, resolve_source
-from orchestrator.config import AgentConfig, JobConfig, SamplingParams, SandboxLimits, Settings
+from orchestrator.config import (
+    AgentConfig,
+    BackendName,
+    ChatFormat,
+    JobConfig,
+    SamplingParams,
+    SandboxLimits,
+    Settings,
+)
 from orchestrator.db import ensure_schema_current, session_scope, upgrade_schema
 from orchestrator.reports import ProblemSummary, job_progress
 from sandbox.cli import memory_option, time_limit_option
@@ -30,7 +39,8 @@ SOURCE_HELP = (
     f"FILE is a problem file (JSON Lines, see the README) or a built-in benchmark: {', '.join(BUILTIN)}."
 )
 
-_BACKENDS = click.Choice(["auto", "local", "replay"])
+_BACKENDS = click.Choice(list(get_args(BackendName)))
+_CHAT_FORMATS = click.Choice(list(get_args(ChatFormat)))
 
 
 def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -63,8 +73,9 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             envvar="CODERM_BACKEND",
             show_envvar=True,
-            help="Backend of both agents: 'auto' replays samples the file carries and runs the local "
-            "model otherwise.",
+            help="Backend of both agents: 'auto' replays samples the file carries, else uses the "
+            "agent's server (CODERM_POLICY_URL / CODERM_CODERM_URL) with 'sglang', else runs the local "
+            "model; 'sglang' is SGLang's /generate, 'openai' any OpenAI-compatible server.",
         ),
         click.option(
             "--policy-backend",
@@ -82,12 +93,11 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--model",
-            default="smollm2",
-            show_default=True,
             envvar="CODERM_MODEL",
             show_envvar=True,
-            help="Model of both agents: 'smollm2' (bundled SmolLM2-135M-Instruct), a local "
-            "model folder or a .gguf file.",
+            help="Model of both agents. Local: 'smollm2' (bundled SmolLM2-135M-Instruct, the "
+            "default), a model folder or a .gguf file. Server: the model it must serve (default: "
+            "whatever it serves).",
         ),
         click.option(
             "--policy-model",
@@ -100,6 +110,31 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
             envvar="CODERM_CODERM_MODEL",
             show_envvar=True,
             help="Model of the CodeRM agent.",
+        ),
+        click.option(
+            "--chat-format",
+            type=_CHAT_FORMATS,
+            default="auto",
+            show_default=True,
+            envvar="CODERM_CHAT_FORMAT",
+            show_envvar=True,
+            help="How a prompt becomes model input, both agents: 'llama3.1' / 'llama3' templates as "
+            "text, 'chat' the server's or tokenizer's own template, 'raw' none; 'auto' is llama3.1 "
+            "for sglang and chat for openai and local.",
+        ),
+        click.option(
+            "--policy-chat-format",
+            type=_CHAT_FORMATS,
+            envvar="CODERM_POLICY_CHAT_FORMAT",
+            show_envvar=True,
+            help="Chat format of the policy agent (overrides --chat-format).",
+        ),
+        click.option(
+            "--coderm-chat-format",
+            type=_CHAT_FORMATS,
+            envvar="CODERM_CODERM_CHAT_FORMAT",
+            show_envvar=True,
+            help="Chat format of the CodeRM agent (overrides --chat-format).",
         ),
         click.option(
             "--temperature",
@@ -127,6 +162,14 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
             envvar="CODERM_MAX_NEW_TOKENS",
             show_envvar=True,
             help="Longest completion (the paper's 2048).",
+        ),
+        click.option(
+            "--stop",
+            multiple=True,
+            envvar="CODERM_STOP",
+            show_envvar=True,
+            help="A string that ends a completion; repeat for several (the paper uses none). "
+            "From the environment: separated by spaces.",
         ),
         click.option(
             "--batch-size",
@@ -157,6 +200,22 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_envvar=True,
             help="Seeds sampling and the voter's tie-break.",
         ),
+        click.option(
+            "--replay-solutions",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar="CODERM_REPLAY_SOLUTIONS",
+            show_envvar=True,
+            help="JSON Lines of solutions by task id, as CodeRM released them: {task_id, solutions: "
+            "[{solution, plus_status}]} or {task_id, solutions: [code]}. The replay backend uses them.",
+        ),
+        click.option(
+            "--replay-tests",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar="CODERM_REPLAY_TESTS",
+            show_envvar=True,
+            help="JSON Lines of unit tests by task id, as CodeRM released them: {task_id, unit_tests: "
+            "[code]}. The replay backend uses them.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -164,17 +223,25 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def job_config(options: dict[str, Any]) -> JobConfig:
+    from agents.chat_format import resolve_chat_format
+
     sampling = SamplingParams(
-        temperature=options["temperature"], top_p=options["top_p"], max_new_tokens=options["max_new_tokens"]
+        temperature=options["temperature"],
+        top_p=options["top_p"],
+        max_new_tokens=options["max_new_tokens"],
+        stop=list(options["stop"]),
     )
 
     def agent(name: str) -> AgentConfig:
-        return AgentConfig(
+        config = AgentConfig(
             backend=options[f"{name}_backend"] or options["backend"],
             model=options[f"{name}_model"] or options["model"],
+            chat_format=options[f"{name}_chat_format"] or options["chat_format"],
             sampling=sampling,
             batch_size=options["batch_size"],
         )
+        resolve_chat_format(config.backend, config.chat_format)  # refuses what cannot work, now
+        return config
 
     return JobConfig(
         n_solutions=options["n_solutions"],
@@ -198,22 +265,27 @@ concurrency_option = click.option(
 )
 
 
-def load_source(source: str) -> Source:
-    """The problems of a file or built-in benchmark, checked; notes about them are printed."""
+def load_source(source: str, options: dict[str, Any]) -> Source:
+    """The problems of a file or built-in benchmark, with the replay files of the job options joined
+    to them, all checked; notes about them are printed."""
+    from orchestrator.replay_files import attach_replay_files
+
     resolved = resolve_source(source)
-    for note in resolved.problems.notes:
+    problems = attach_replay_files(resolved.problems, options["replay_solutions"], options["replay_tests"])
+    for note in problems.notes:
         console.print(f"note: {note}")
-    return resolved
+    return dataclasses.replace(resolved, problems=problems)
 
 
 def create_job_from(
-    settings: Settings, source: str | Source, config: JobConfig, idempotency_key: str | None = None
+    settings: Settings, resolved: Source, config: JobConfig, idempotency_key: str | None = None
 ) -> str:
-    """Check the problems (a file, a built-in benchmark, or loaded ones) against `config`; write the job."""
+    """Check the loaded problems against `config` (and, embedded, the model servers); write the job."""
     from orchestrator.jobs import check_problems_fit_config, create_job
 
-    resolved = load_source(source) if isinstance(source, str) else source
     check_problems_fit_config(resolved.problems, config)
+    if settings.embedded:  # this process is the worker: its servers must be configured here
+        _require_server_urls(config, settings)
     if settings.database_url is None:
         upgrade_schema(settings.effective_database_url)  # the embedded file migrates itself
     else:
@@ -226,6 +298,15 @@ def create_job_from(
         idempotency_key,
         benchmark=resolved.benchmark,
     )
+
+
+def _require_server_urls(config: JobConfig, settings: Settings) -> None:
+    from agents.llm import SERVER_BACKENDS
+    from agents.llm.servers import require_server_url
+
+    for role, agent in (("policy", config.policy), ("coderm", config.coderm)):
+        if agent.backend in SERVER_BACKENDS:
+            require_server_url(role, agent.backend, settings)  # type: ignore[arg-type]
 
 
 def prepare_app(settings: Settings) -> Celery:

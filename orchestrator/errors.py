@@ -31,11 +31,21 @@ class ProblemFileError(CodermError):
 
 
 class BackendError(CodermError):
-    pass
+    """`status_code` is the HTTP status a model server answered with, where there was one."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class TransientBackendError(BackendError):
-    pass
+    """`retry_after_s` is how long the server asked us to wait (its Retry-After header), if it did."""
+
+    def __init__(
+        self, message: str, status_code: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, status_code)
+        self.retry_after_s = retry_after_s
 
 
 class NotFoundError(CodermError):

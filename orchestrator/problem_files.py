@@ -6,6 +6,7 @@
 * Plain: `{task_id, question, reference_code?, entry_point?, ground_truth?}`.
 * Replay: any of the above plus `solutions: [code]` and/or `unit_tests: [code]`, which the replay
   backend uses instead of a model. A solution may also be `{solution, ...}` as in CodeRM's releases.
+  The releases' own files can also be joined to a problem file by task id: `orchestrator.replay_files`.
 
 Reading is all or nothing: the whole file is checked before anything is written, and the first
 problem found is reported as `file:line: what is wrong`.
@@ -77,7 +78,7 @@ _CODERM_QUESTION = parse_template(CODERM_TEMPLATE)
 def read_problem_file(path: str | Path) -> ProblemFile:
     """Read and check a whole problem file; raise `ProblemFileError` at the first bad line."""
     path = Path(path)
-    records = list(_read_json_lines(path))
+    records = list(read_json_lines(path))
     if not records:
         raise ProblemFileError(str(path), None, "the file holds no problems")
 
@@ -102,7 +103,8 @@ def read_problem_file(path: str | Path) -> ProblemFile:
     return result
 
 
-def _read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line; `ProblemFileError` at the first bad one."""
     if not path.is_file():
         raise ProblemFileError(str(path), None, "no such file")
     opener = gzip.open if path.suffix == ".gz" else open
@@ -145,7 +147,7 @@ def _read_twin(path: Path) -> dict[str, tuple[str, str]] | None:
         return None
     kind = "ut" if twin_path.name.endswith("_ut.jsonl") else "sol"
     prompts: dict[str, tuple[str, str]] = {}
-    for line, record in _read_json_lines(twin_path):
+    for line, record in read_json_lines(twin_path):
         task_id = record.get("task_id")
         prompts[str(task_id)] = (kind, _single_user_message(twin_path, line, record.get("messages")))
     return prompts
@@ -168,11 +170,7 @@ def _single_user_message(path: Path, line: int, messages: Any) -> str:
 def _parse_record(
     path: Path, line: int, record: dict[str, Any], twin: dict[str, tuple[str, str]] | None
 ) -> tuple[ProblemSpec, str]:
-    task_id = record.get("task_id")
-    if isinstance(task_id, int) and not isinstance(task_id, bool):
-        task_id = str(task_id)  # LiveCodeBench numbers its tasks
-    if not isinstance(task_id, str) or not task_id:
-        raise ProblemFileError(str(path), line, "missing 'task_id' (a non-empty string)")
+    task_id = record_task_id(path, line, record)
 
     fields: dict[str, Any] = {"task_id": task_id}
     if "messages" in record:
@@ -196,7 +194,7 @@ def _parse_record(
         )
 
     for name in _SAMPLE_FIELDS & record.keys():
-        fields[name], labels = _samples(path, line, name, record[name])
+        fields[name], labels = read_samples(path, line, name, record[name])
         if labels is not None:
             fields["solution_labels"] = labels
     if _SAMPLE_FIELDS & record.keys():
@@ -211,7 +209,16 @@ def _parse_record(
     try:
         return ProblemSpec(**fields), form
     except ValidationError as exc:
-        raise ProblemFileError(str(path), line, _describe(exc)) from exc
+        raise ProblemFileError(str(path), line, describe_validation_error(exc)) from exc
+
+
+def record_task_id(path: Path, line: int, record: dict[str, Any]) -> str:
+    task_id = record.get("task_id")
+    if isinstance(task_id, int) and not isinstance(task_id, bool):
+        task_id = str(task_id)  # LiveCodeBench numbers its tasks
+    if not isinstance(task_id, str) or not task_id:
+        raise ProblemFileError(str(path), line, "missing 'task_id' (a non-empty string)")
+    return task_id
 
 
 def _coderm_prompt_fields(
@@ -256,7 +263,7 @@ def _humaneval_fields(path: Path, line: int, record: dict[str, Any]) -> dict[str
 _LABEL_KEYS = ("plus_status", "correct")
 
 
-def _samples(path: Path, line: int, name: str, value: Any) -> tuple[list[str], list[bool] | None]:
+def read_samples(path: Path, line: int, name: str, value: Any) -> tuple[list[str], list[bool] | None]:
     """The samples' code, and their ground-truth labels when every one carries one."""
     if not isinstance(value, list):
         raise ProblemFileError(str(path), line, f"'{name}' must be a list of code strings")
@@ -282,7 +289,7 @@ def _samples(path: Path, line: int, name: str, value: Any) -> tuple[list[str], l
     return samples, (labelled if labelled else None)
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])

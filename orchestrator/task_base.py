@@ -16,7 +16,9 @@ from celery import Task
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
+from orchestrator.config import Settings
 from orchestrator.db import session_scope
+from orchestrator.errors import TransientBackendError
 from orchestrator.evaluation import store_job_metrics
 from orchestrator.models import (
     FINISHED_PROBLEM_STATES,
@@ -27,6 +29,16 @@ from orchestrator.models import (
     StageRun,
     utcnow,
 )
+
+LLM_RETRY: dict[str, Any] = {
+    "autoretry_for": (TransientBackendError,),
+    "max_retries": 3,
+    "retry_backoff": 30,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+}
+"""Task options of the LLM samplers. The HTTP client already retries each request a few times
+within seconds; a server still down after that gets minutes, as a retry of the whole task."""
 
 
 class ProblemTask(Task):
@@ -39,6 +51,11 @@ class ProblemTask(Task):
     @property
     def database_url(self) -> str:
         return str(self.app.conf.coderm_database_url)
+
+    @property
+    def settings(self) -> Settings:
+        settings: Settings = self.app.conf.coderm_settings
+        return settings
 
     @contextmanager
     def stage(self, problem_id: int, stage: str, part: int = 0) -> Iterator[None]:

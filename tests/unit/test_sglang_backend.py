@@ -1,0 +1,254 @@
+"""The sglang backend against a server that speaks SGLang's documented /generate API.
+
+Given a fake SGLang server (tests/fake_llm_server.py), when the backend samples, expect the right
+requests, every sample attributed to its own prompt, and failures retried or refused as they should.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections import Counter
+
+import pytest
+from fake_llm_server import BOS, FakeLLMServer, Fault
+
+from agents.llm.http import compute_backoff
+from agents.llm.sglang import GenerateRequest, SGLangBackend, plan_requests, read_generate_answer
+from orchestrator.config import SamplingParams, Settings
+from orchestrator.errors import BackendError, ConfigurationError, TransientBackendError
+
+PARAMS = SamplingParams(max_new_tokens=64)
+PROMPTS = ["Solve problem A.", "Solve problem B.", "Solve problem C."]
+
+
+def settings(url: str, **overrides: object) -> Settings:
+    """Fast retries, so that failure tests take milliseconds."""
+    values: dict[str, object] = {"policy_url": url, "llm_backoff_s": 0.01, "llm_retries": 3} | overrides
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def backend(url: str, model: str | None = None, **overrides: object) -> SGLangBackend:
+    return SGLangBackend("policy", url, model, "llama3.1", settings(url, **overrides))
+
+
+# --- planning and reading, no server -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("counts", "per_request", "prompts_per_request"),
+    [([100], 8, 8), ([10, 10, 3], 4, 2), ([1, 7, 7, 7, 2], 3, 3), ([5], 10, 1)],
+)
+def test_n_plan_asks_for_every_sample_once_and_never_a_prompt_twice_per_request(
+    counts: list[int], per_request: int, prompts_per_request: int
+) -> None:
+    plan = plan_requests(counts, per_request, prompts_per_request, "n")
+    asked = Counter(owner for request in plan for owner in request.owners)
+    assert [asked[i] for i in range(len(counts))] == counts
+    for request in plan:
+        assert 1 <= request.n <= per_request
+        assert len(request.prompts) <= prompts_per_request
+        assert len(set(request.prompts)) == len(request.prompts)
+
+
+def test_one_large_n_is_split_into_several_requests() -> None:
+    plan = plan_requests([100], 8, 8, "n")
+    assert [r.n for r in plan] == [8] * 12 + [4]
+    assert all(r.prompts == (0,) for r in plan)
+
+
+def test_repeat_plan_sends_copies_with_n_1() -> None:
+    plan = plan_requests([3, 2], 2, 8, "repeat")
+    assert [(r.prompts, r.n) for r in plan] == [((0, 0), 1), ((0, 1), 1), ((1,), 1)]
+
+
+def output(text: str, finish: dict[str, object] | None = None) -> dict[str, object]:
+    meta = {
+        "id": "x",
+        "finish_reason": finish or {"type": "stop", "matched": 128009},
+        "prompt_tokens": 7,
+        "completion_tokens": 3,
+    }
+    return {"text": text, "output_ids": [1, 2, 3], "meta_info": meta}
+
+
+def test_batch_answer_with_n_is_read_prompt_major() -> None:
+    request = GenerateRequest(prompts=(4, 9), n=2)
+    body = [output("4a"), output("4b"), output("9a", {"type": "length", "length": 3}), output("9b")]
+    samples = read_generate_answer(body, request)
+    assert request.owners == [4, 4, 9, 9]
+    assert [s.text for s in samples] == ["4a", "4b", "9a", "9b"]
+    assert [s.finish_reason for s in samples] == ["stop", "stop", "length", "stop"]
+    assert samples[0].prompt_tokens == 7 and samples[0].completion_tokens == 3
+
+
+def test_answer_of_the_wrong_size_or_shape_is_refused() -> None:
+    with pytest.raises(BackendError, match="1 objects for 2 samples"):
+        read_generate_answer([output("a")], GenerateRequest((0,), 2))
+    with pytest.raises(BackendError, match="dict"):
+        read_generate_answer(output("a"), GenerateRequest((0,), 1))
+    with pytest.raises(BackendError, match="without text and meta_info"):
+        read_generate_answer([{"text": "a"}], GenerateRequest((0,), 1))
+
+
+def test_aborted_sample_is_worth_a_retry() -> None:
+    aborted = output("", {"type": "abort", "message": "server paused"})
+    with pytest.raises(TransientBackendError, match="server paused"):
+        read_generate_answer([aborted], GenerateRequest((0,), 1))
+
+
+def test_backoff_doubles_with_jitter_is_capped_and_obeys_retry_after() -> None:
+    assert [compute_backoff(a, 1.0, jitter=lambda: 1.0) for a in range(4)] == [1.0, 2.0, 4.0, 8.0]
+    assert compute_backoff(3, 1.0, jitter=lambda: 0.0) == 4.0  # half kept at the least
+    assert compute_backoff(20, 1.0, jitter=lambda: 1.0) == 60.0
+    assert compute_backoff(0, 1.0, retry_after_s=7.0) == 7.0
+    assert compute_backoff(0, 1.0, retry_after_s=900.0) == 60.0
+
+
+# --- against the fake server ---------------------------------------------------------------------
+
+
+def name_the_problem(prompt: str, k: int) -> str:
+    """An answer that says which prompt it answers; problem C rambles past the token limit."""
+    letter = re.search(r"problem (\w)", prompt)[1]  # type: ignore[index]
+    return f"{letter} {k}" + (" and on" * 10 if letter == "C" else "")
+
+
+def test_batched_prompts_with_n_get_their_own_samples_with_tokens_and_finish_reasons() -> None:
+    with FakeLLMServer(responder=name_the_problem) as server:
+        chosen = backend(server.url, sglang_samples_per_request=2, sglang_prompts_per_request=2)
+        a, b, c = chosen.sample_many(PROMPTS, 5, SamplingParams(max_new_tokens=6))
+        generate = server.requests_to("/generate")
+
+    assert chosen.model == "fake-org/Fake-Coder-8B"
+    for letter, samples in zip("ABC", (a, b, c), strict=True):
+        # Every sample came back to the prompt it was asked for, each sample once.
+        assert sorted(s.text.split()[:2] for s in samples) == [[letter, str(k)] for k in range(5)]
+        for s in samples:
+            assert s.prompt_tokens and s.prompt_tokens > 20 and s.latency_s is not None and s.latency_s > 0
+    assert {(s.finish_reason, s.completion_tokens) for s in a + b} == {("stop", 3)}  # 2 words + end of turn
+    assert {(s.finish_reason, s.completion_tokens) for s in c} == {("length", 6)}
+    # Batches of two different prompts with n = 2 were sent, so the prompt-major order was exercised.
+    assert any(len(r.body["text"]) == 2 and r.body["sampling_params"]["n"] == 2 for r in generate)
+    for r in generate:
+        assert set(r.body["sampling_params"]) == {"n", "temperature", "top_p", "max_new_tokens"}
+        assert r.body["sampling_params"]["max_new_tokens"] == 6
+
+
+def test_prompt_is_sent_in_the_llama_template_without_a_second_bos() -> None:
+    with FakeLLMServer() as server:
+        backend(server.url).sample("  Write f.\n", 1, PARAMS, seed=0)
+        (request,) = server.requests_to("/generate")
+    (text,) = request.body["text"]
+    assert text.startswith("<|start_header_id|>system<|end_header_id|>")
+    assert "<|start_header_id|>user<|end_header_id|>\n\nWrite f.<|eot_id|>" in text
+    # The server's tokenizer adds BOS to what it is sent: one in total only if the text has none.
+    assert 1 + text.count(BOS) == 1
+
+
+def test_repeat_mode_sends_prompt_copies_with_n_1() -> None:
+    with FakeLLMServer() as server:
+        samples = backend(server.url, sglang_parallel_sampling="repeat", sglang_samples_per_request=3).sample(
+            "Solve it.", 7, PARAMS, seed=0
+        )
+        generate = server.requests_to("/generate")
+    assert len(samples) == 7
+    assert sorted(len(r.body["text"]) for r in generate) == [1, 3, 3]
+    assert {r.body["sampling_params"]["n"] for r in generate} == {1}
+
+
+def test_stop_strings_are_sent_and_cut_the_completion() -> None:
+    with FakeLLMServer() as server:
+        (sample,) = backend(server.url).sample("Solve it.", 1, SamplingParams(stop=["of"]), seed=0)
+        (request,) = server.requests_to("/generate")
+    assert request.body["sampling_params"]["stop"] == ["of"]
+    assert sample.text == "sample 0 " and sample.finish_reason == "stop"
+
+
+def test_client_error_is_not_retried() -> None:
+    with FakeLLMServer() as server:
+        server.fail_next(Fault("status", status=400, message="The input is too long"))
+        with pytest.raises(BackendError, match="HTTP 400: The input is too long") as caught:
+            backend(server.url).sample("Solve it.", 1, PARAMS, seed=0)
+        attempts = len(server.requests_to("/generate"))
+    assert not isinstance(caught.value, TransientBackendError)
+    assert attempts == 1
+
+
+def test_rate_limit_and_server_errors_are_retried() -> None:
+    with FakeLLMServer() as server:
+        server.fail_next(Fault("status", status=429, retry_after=0.01), Fault("status", status=500))
+        samples = backend(server.url).sample("Solve it.", 2, PARAMS, seed=0)
+        attempts = len(server.requests_to("/generate"))
+    assert len(samples) == 2 and attempts == 3
+
+
+def test_slow_answer_times_out_and_is_retried() -> None:
+    with FakeLLMServer() as server:
+        server.fail_next(Fault("delay", seconds=2.0))
+        samples = backend(server.url, llm_timeout_s=0.3).sample("Solve it.", 1, PARAMS, seed=0)
+        attempts = len(server.requests_to("/generate"))
+    assert len(samples) == 1 and attempts == 2
+
+
+def test_dropped_connection_is_retried() -> None:
+    with FakeLLMServer() as server:
+        server.fail_next(Fault("drop"))
+        samples = backend(server.url).sample("Solve it.", 1, PARAMS, seed=0)
+        attempts = len(server.requests_to("/generate"))
+    assert len(samples) == 1 and attempts == 2
+
+
+def test_gives_up_after_the_configured_retries() -> None:
+    with FakeLLMServer() as server:
+        server.fail_next(*[Fault("status", status=503)] * 3)
+        with pytest.raises(TransientBackendError, match="HTTP 503.*gave up after 3 attempts"):
+            backend(server.url, llm_retries=2).sample("Solve it.", 1, PARAMS, seed=0)
+
+
+def test_requests_in_flight_stay_within_the_bound() -> None:
+    with FakeLLMServer() as server:
+        server.fail_next(*[Fault("delay", seconds=0.1)] * 12)
+        samples = backend(server.url, llm_max_in_flight=3, sglang_samples_per_request=1).sample(
+            "Solve it.", 12, PARAMS, seed=0
+        )
+        most = server.state.max_in_flight
+    assert len(samples) == 12
+    assert 2 <= most <= 3
+
+
+def test_server_with_another_model_is_refused_with_both_names() -> None:
+    with FakeLLMServer(model_path="/models/Llama-3-8B-Instruct") as server:
+        with pytest.raises(
+            ConfigurationError,
+            match="serves '/models/Llama-3-8B-Instruct', not the configured 'KAKA22/CodeRM-8B'",
+        ):
+            backend(server.url, model="KAKA22/CodeRM-8B").sample("Solve it.", 1, PARAMS, seed=0)
+        assert server.requests_to("/generate") == []
+
+
+def test_same_model_under_another_path_is_accepted() -> None:
+    with FakeLLMServer(model_path="/models/CodeRM-8B") as server:
+        chosen = backend(server.url, model="KAKA22/CodeRM-8B")
+        chosen.sample("Solve it.", 1, PARAMS, seed=0)
+        chosen.sample("Solve it again.", 1, PARAMS, seed=0)
+        checks = len(server.requests_to("/get_model_info"))
+    assert chosen.model == "/models/CodeRM-8B"
+    assert checks == 1  # once per process and server
+
+
+def test_unreachable_server_is_a_transient_error_naming_the_url() -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{free.getsockname()[1]}"
+    with pytest.raises(
+        TransientBackendError, match=f"the policy server {url} .* not usable: GET {url}/health: ConnectError"
+    ):
+        backend(url, llm_retries=0).sample("Solve it.", 1, PARAMS, seed=0)
+
+
+def test_api_key_is_sent_as_a_bearer_token() -> None:
+    with FakeLLMServer() as server:
+        backend(server.url, llm_api_key="s3cret").sample("Solve it.", 1, PARAMS, seed=0)
+        (request,) = server.requests_to("/generate")
+    assert request.headers["Authorization"] == "Bearer s3cret"
