@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +147,22 @@ def workers(
         for worker in started:
             wait_ready(worker)
         yield started
+    finally:
+        for worker in started:
+            stop_worker(worker)
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str], str], WorkerProcess]]:
+    """start_worker(env, queue): a ready `coderm worker -Q queue` in `env`, stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], queue: str) -> WorkerProcess:
+        started.append(spawn_worker(env, queue, tmp_path))
+        return wait_ready(started[-1])
+
+    try:
+        yield start
     finally:
         for worker in started:
             stop_worker(worker)
