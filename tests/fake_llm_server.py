@@ -19,7 +19,8 @@ Tokens are words and punctuation marks, special tokens count as one. Faults for 
 (`fail_next`): an HTTP status, a delay, a dropped connection. `GET /_fake/stats` (not SGLang's)
 reports requests, samples and the most requests seen in flight at once.
 
-Run alone (for benchmarks): `python tests/fake_llm_server.py [--model NAME]`; prints its URL.
+Run alone (for benchmarks): `python tests/fake_llm_server.py [--model NAME] [--delay S]`; prints
+its URL. `--delay` makes every generation take that long, as a GPU would.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class _State:
     model_path: str
     responder: Responder
     native: bool = True  # False: no SGLang endpoints, as a vLLM server
+    delay_s: float = 0.0  # how long every generation takes
     faults: deque[Fault] = field(default_factory=deque)
     recorded: list[Recorded] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
@@ -294,6 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
+        if state.delay_s and path in ("/generate", "/v1/completions", "/v1/chat/completions"):
+            time.sleep(state.delay_s)
         if fault is not None and fault.kind == "status":
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             self._send(fault.status, {"error": {"message": fault.message}}, headers)
@@ -411,8 +415,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="fake-org/Fake-Coder-8B")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds every generation takes")
     args = parser.parse_args()
     server = FakeLLMServer(args.model, port=args.port)
+    server.state.delay_s = args.delay
     server.state.record = False  # a benchmark's millions of requests would fill memory
     print(server.url, flush=True)
     server._server.serve_forever()  # until killed

@@ -15,6 +15,7 @@ and 5xx; any other 4xx is the caller's mistake and is raised at once. Errors lea
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
 import threading
@@ -31,6 +32,10 @@ from orchestrator.errors import BackendError, TransientBackendError
 T = TypeVar("T")
 
 BACKOFF_CAP_S = 60.0
+# httpcore scans the connections of a pool (and, for idle ones, the pool again) each time it places
+# a request, which costs more CPU than the request itself once a pool holds hundreds of connections;
+# many small pools keep that scan short (measured: tests/benchmarks/bench_sglang_client.py).
+CONNECTIONS_PER_POOL = 8
 # uvicorn, under SGLang's and vLLM's HTTP servers, closes a connection after 5 s idle; letting go
 # of ours a little earlier keeps requests off connections the server is closing.
 KEEPALIVE_EXPIRY_S = 4.0
@@ -78,23 +83,33 @@ def compute_backoff(
 
 
 class ServerClient:
-    """A connection pool to one server, with at most `max_in_flight` requests outstanding."""
+    """Connections to one server, with at most `max_in_flight` requests outstanding.
+
+    The connections are spread over small pools (`CONNECTIONS_PER_POOL`), and each request goes to
+    the pool with the fewest requests in flight, so no pool ever has to queue one.
+    """
 
     def __init__(self, base_url: str, settings: ClientSettings) -> None:
         self.base_url = base_url.rstrip("/")
         self.settings = settings
         headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
-            limits=httpx.Limits(
-                max_connections=settings.max_in_flight,
-                max_keepalive_connections=settings.max_in_flight,
-                keepalive_expiry=KEEPALIVE_EXPIRY_S,
-            ),
-        )
-        # The pool would also queue requests, but behind its own timeout; the semaphore queues them
+        pools = math.ceil(settings.max_in_flight / CONNECTIONS_PER_POOL)
+        size = math.ceil(settings.max_in_flight / pools)
+        tls = httpx.create_ssl_context()  # one for all pools: each would take ~30 ms to build its own
+        self._pools = [
+            httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=headers,
+                verify=tls,
+                timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+                limits=httpx.Limits(
+                    max_connections=size, max_keepalive_connections=size, keepalive_expiry=KEEPALIVE_EXPIRY_S
+                ),
+            )
+            for _ in range(pools)
+        ]
+        self._busy = [0] * pools
+        # A pool would also queue requests, but behind its own timeout; the semaphore queues them
         # without one, and is released while a failed request waits for its retry.
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._done: dict[Hashable, Any] = {}
@@ -133,13 +148,17 @@ class ServerClient:
         where = f"{method} {self.base_url}{path}"
         timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s
         async with self._slots:
+            pool = min(range(len(self._pools)), key=self._busy.__getitem__)
+            self._busy[pool] += 1
             began = time.perf_counter()
             try:
-                response = await self._http.request(method, path, json=payload, timeout=timeout)
+                response = await self._pools[pool].request(method, path, json=payload, timeout=timeout)
             except httpx.TimeoutException as exc:
                 raise TransientBackendError(f"{where}: timed out ({type(exc).__name__})") from exc
             except httpx.TransportError as exc:
                 raise TransientBackendError(f"{where}: {type(exc).__name__}: {exc}") from exc
+            finally:
+                self._busy[pool] -= 1
             seconds = time.perf_counter() - began
         if response.status_code >= 400:
             raise _status_error(where, response)
@@ -159,7 +178,8 @@ class ServerClient:
             return result
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
 
 def _status_error(where: str, response: httpx.Response) -> BackendError:
