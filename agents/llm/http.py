@@ -43,14 +43,14 @@ KEEPALIVE_EXPIRY_S = 4.0
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """How one process talks to one server (from `Settings`, see the README's table)."""
+    """How one process talks to one server; the defaults are `Settings`' (see the README's table)."""
 
-    max_in_flight: int = 256
-    connect_timeout_s: float = 10.0
-    timeout_s: float = 1800.0
-    retries: int = 4
-    backoff_s: float = 1.0
-    api_key: str | None = field(default=None, repr=False)
+    max_in_flight: int
+    connect_timeout_s: float
+    timeout_s: float
+    retries: int
+    backoff_s: float
+    api_key: str | None = field(repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClientSettings:
