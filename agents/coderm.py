@@ -45,7 +45,7 @@ def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
             seed = problem_seed(config.seed, problem.task_id) + 1
 
         backend, model, extracted = sample_and_extract(
-            config.coderm, replay, prompt, n, seed, extract_unit_test, clean_unit_test_code
+            "coderm", config.coderm, replay, prompt, n, seed, extract_unit_test, clean_unit_test_code
         )
         with session_scope(self.database_url) as session:
             store_samples(session, UnitTest, problem_id, backend, model, extracted)

@@ -28,7 +28,7 @@ def sample_solutions(self: ProblemTask, problem_id: int) -> None:
 
         # Sampling takes long; no transaction stays open meanwhile.
         backend, model, extracted = sample_and_extract(
-            config.policy, replay, prompt, n, seed, extract_solution, check_solution_code
+            "policy", config.policy, replay, prompt, n, seed, extract_solution, check_solution_code
         )
         with session_scope(self.database_url) as session:
             store_samples(session, Solution, problem_id, backend, model, extracted)

@@ -38,6 +38,7 @@ from orchestrator.cli_jobs import (
     stdout,
     write_json_lines,
 )
+from orchestrator.cli_metrics import metrics_options, start_worker_metrics, worker_metrics_options
 from orchestrator.config import Settings
 from orchestrator.db import session_scope, upgrade_schema
 from orchestrator.errors import CodermError, ConfigurationError
@@ -65,7 +66,15 @@ def cli() -> None:
     "tests used, timings.",
 )
 @concurrency_option
-def run(source: str, json_out: Path | None, concurrency: int, **options: Any) -> None:
+@metrics_options
+def run(
+    source: str,
+    json_out: Path | None,
+    concurrency: int,
+    metrics_port: int | None,
+    metrics_address: str,
+    **options: Any,
+) -> None:
     """Run the problems of FILE to completion and print a result table.
 
     Without CODERM_BROKER_URL everything happens in this process: an SQLite database under
@@ -75,7 +84,7 @@ def run(source: str, json_out: Path | None, concurrency: int, **options: Any) ->
     settings = Settings()
     app = prepare_app(settings)
     job_id = create_job_from(settings, source, job_config(options))
-    run_to_completion(settings, app, job_id, concurrency)
+    run_to_completion(settings, app, job_id, concurrency, metrics_port, metrics_address)
     with session_scope(settings.effective_database_url) as session:
         summaries = problem_summaries(session, job_id)
     print_selection_table(summaries, job_id)
@@ -206,23 +215,44 @@ def results(job_id: str, output_format: str, export_format: str | None, output: 
 )
 @click.option("-l", "--loglevel", default="INFO", show_default=True, help="Logging level.")
 @click.option("-n", "--hostname", help="Node name, e.g. sandbox@%h (Celery's default: celery@%h).")
+@worker_metrics_options
 @click.pass_context
 def worker(
-    ctx: click.Context, queues: str, concurrency: int | None, pool: str, loglevel: str, hostname: str | None
+    ctx: click.Context,
+    queues: str,
+    concurrency: int | None,
+    pool: str,
+    loglevel: str,
+    hostname: str | None,
+    metrics_port: int | None,
+    metrics_address: str,
+    metrics_dir: Path | None,
 ) -> None:
     """Run a Celery worker on some of the queues: orchestrator, policy, coderm, sandbox, voter.
 
+    With --metrics-port, the worker's main process serves Prometheus metrics of all its pool
+    processes; a worker that consumes `orchestrator` also reports the depth of every queue.
     Further arguments are handed to `celery worker` unchanged (e.g. --max-tasks-per-child 100).
     """
     from orchestrator.celery_app import QUEUES, create_app
 
-    unknown = set(queues.split(",")) - set(QUEUES)
+    consumed = queues.split(",")
+    unknown = set(consumed) - set(QUEUES)
     if unknown:
         raise click.BadParameter(f"unknown queue(s) {sorted(unknown)}; choose from {', '.join(QUEUES)}")
     settings = Settings()
     if settings.embedded:
         raise ConfigurationError("a worker needs a broker: set CODERM_BROKER_URL and CODERM_RESULT_BACKEND")
+    # Before create_app: it imports the tasks, and with them prometheus_client.
+    server = None
+    if metrics_port is not None:
+        directory = metrics_dir or settings.home / "metrics" / str(metrics_port)
+        server = start_worker_metrics(metrics_port, metrics_address, directory, consumed)
     app = create_app(settings)
+    if server is not None and "orchestrator" in consumed:
+        from orchestrator.metrics_exposition import watch_queue_depth
+
+        watch_queue_depth(server, app)
     argv = ["worker", "-Q", queues, "-P", pool, "-l", loglevel]
     if concurrency:
         argv += ["-c", str(concurrency)]
