@@ -8,6 +8,7 @@
     coderm db upgrade       migrate the database to the newest schema
     coderm eval FILE        run a benchmark and score it as the paper does (needs ground truth)
     coderm sandbox exec     run one solution against one unit test, to debug a verdict
+    coderm dashboards       write the Grafana dashboards, or draw them from Prometheus
 
 Every job option can also be set from the environment (`CODERM_N_SOLUTIONS`, ...); `--help` on each
 command lists them.
@@ -38,7 +39,12 @@ from orchestrator.cli_jobs import (
     stdout,
     write_json_lines,
 )
-from orchestrator.cli_metrics import metrics_options, start_worker_metrics, worker_metrics_options
+from orchestrator.cli_metrics import (
+    dashboards_cli,
+    metrics_options,
+    start_worker_metrics,
+    worker_metrics_options,
+)
 from orchestrator.config import Settings
 from orchestrator.db import session_scope, upgrade_schema
 from orchestrator.errors import CodermError, ConfigurationError
@@ -48,7 +54,7 @@ from sandbox.cli import sandbox_cli
 
 @click.group(
     help="Best-of-N code generation verified by model-written unit tests (CodeRM, arXiv 2501.01054).\n\n"
-    "\b\n" + "\n".join(__doc__.splitlines()[2:11]) + "\n\nEvery option can also be set from the environment; "
+    "\b\n" + "\n".join(__doc__.splitlines()[2:12]) + "\n\nEvery option can also be set from the environment; "
     "each command's --help names the variable."
 )
 @click.version_option(package_name="coderm")
@@ -276,6 +282,7 @@ def upgrade() -> None:
 
 cli.add_command(sandbox_cli)
 cli.add_command(eval_command)
+cli.add_command(dashboards_cli)
 
 
 def main() -> None:
