@@ -20,11 +20,18 @@ demo: $(VENV)/.installed
 	$(BIN)/coderm run examples/humaneval-3.jsonl --n-solutions 8 --n-tests 8 --max-new-tokens 300 \
 		--json-out out/demo.jsonl
 
+# The metrics tests run Prometheus and promtool (Debian/Ubuntu package `prometheus`); as root we
+# install it, and stop the service the package may start: the tests start servers of their own.
 test: $(VENV)/.installed
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null \
+		|| { [ "$$(id -u)" = 0 ] && apt-get install -y -q --no-install-recommends prometheus >/dev/null \
+			&& { service prometheus stop >/dev/null 2>&1 || true; }; } \
+		|| { echo "install prometheus (and promtool) for the metrics tests, e.g. sudo apt-get install prometheus" >&2; exit 1; }
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy orchestrator agents sandbox
 
 clean:

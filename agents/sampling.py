@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from agents.extract import Extraction
 from agents.llm import Sample, backend_for
 from orchestrator.config import AgentConfig, AgentRole, Settings
+from orchestrator.metrics import observe_llm_request, observe_llm_samples
 from orchestrator.models import Solution, UnitTest
 
 
@@ -32,10 +34,32 @@ def sample_and_extract(
     extract: Callable[[str], Extraction],
     check_code: Callable[[str], Extraction],
 ) -> tuple[str, str, list[tuple[Sample, Extraction]]]:
-    """Sample `n` completions and extract code from each; returns (backend, model, samples)."""
+    """Sample `n` completions and extract code from each; returns (backend, model, samples).
+
+    `role` names the agent (policy or coderm) in the LLM metrics, which are recorded here for every
+    backend: requests (one per backend call), errors, tokens, latency, and samples by whether code
+    could be extracted.
+    """
     backend = backend_for(role, agent, replay_samples, settings)
-    samples = backend.sample(prompt, n, agent.sampling, seed)
+    began = time.perf_counter()
+    try:
+        samples = backend.sample(prompt, n, agent.sampling, seed)
+    except Exception:
+        observe_llm_request(
+            role, backend.name, backend.model, seconds=time.perf_counter() - began, failed=True
+        )
+        raise
+    observe_llm_request(
+        role,
+        backend.name,
+        backend.model,
+        seconds=time.perf_counter() - began,
+        prompt_tokens=sum(s.prompt_tokens or 0 for s in samples),
+        completion_tokens=sum(s.completion_tokens or 0 for s in samples),
+    )
     extracted = [(s, check_code(s.text) if s.is_code else extract(s.text)) for s in samples]
+    valid = sum(1 for _, extraction in extracted if extraction.valid)
+    observe_llm_samples(role, backend.name, backend.model, valid, len(extracted) - valid)
     return backend.name, backend.model, extracted
 
 

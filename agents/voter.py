@@ -14,6 +14,7 @@ from agents.selection import distinct_test_columns, pass_matrix, vote
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
 from orchestrator.evaluation import store_problem_score
+from orchestrator.metrics import after_commit, observe_problem_scored
 from orchestrator.models import ExecutionResult, Problem, ProblemStatus, Selection, Solution, UnitTest
 from orchestrator.task_base import ProblemTask, finish_problem, is_active
 
@@ -54,5 +55,7 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
             )
         )
         if problem.ground_truth is not None or problem.replay_labels is not None:
-            store_problem_score(session, problem, samples, candidates, matrix, decision.tie_set)
+            score = store_problem_score(session, problem, samples, candidates, matrix, decision.tie_set)
+            benchmark, allocated = problem.job.benchmark, problem.n_tests or len(test_hashes)
+            after_commit(session, lambda: observe_problem_scored(benchmark, score, allocated))
         finish_problem(session, problem_id, ProblemStatus.COMPLETED)

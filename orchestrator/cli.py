@@ -8,6 +8,7 @@
     coderm db upgrade       migrate the database to the newest schema
     coderm eval FILE        run a benchmark and score it as the paper does (needs ground truth)
     coderm sandbox exec     run one solution against one unit test, to debug a verdict
+    coderm dashboards       write the Grafana dashboards, or draw them from Prometheus
 
 Every job option can also be set from the environment (`CODERM_N_SOLUTIONS`, ...); `--help` on each
 command lists them.
@@ -39,6 +40,12 @@ from orchestrator.cli_jobs import (
     stdout,
     write_json_lines,
 )
+from orchestrator.cli_metrics import (
+    dashboards_cli,
+    metrics_options,
+    start_worker_metrics,
+    worker_metrics_options,
+)
 from orchestrator.config import AgentRole, Settings
 from orchestrator.db import session_scope, upgrade_schema
 from orchestrator.errors import CodermError, ConfigurationError
@@ -48,7 +55,7 @@ from sandbox.cli import sandbox_cli
 
 @click.group(
     help="Best-of-N code generation verified by model-written unit tests (CodeRM, arXiv 2501.01054).\n\n"
-    "\b\n" + "\n".join(__doc__.splitlines()[2:11]) + "\n\nEvery option can also be set from the environment; "
+    "\b\n" + "\n".join(__doc__.splitlines()[2:12]) + "\n\nEvery option can also be set from the environment; "
     "each command's --help names the variable."
 )
 @click.version_option(package_name="coderm")
@@ -66,7 +73,15 @@ def cli() -> None:
     "tests used, timings.",
 )
 @concurrency_option
-def run(source: str, json_out: Path | None, concurrency: int, **options: Any) -> None:
+@metrics_options
+def run(
+    source: str,
+    json_out: Path | None,
+    concurrency: int,
+    metrics_port: int | None,
+    metrics_address: str,
+    **options: Any,
+) -> None:
     """Run the problems of FILE to completion and print a result table.
 
     Without CODERM_BROKER_URL everything happens in this process: an SQLite database under
@@ -76,7 +91,7 @@ def run(source: str, json_out: Path | None, concurrency: int, **options: Any) ->
     settings = Settings()
     app = prepare_app(settings)
     job_id = create_job_from(settings, load_source(source, options), job_config(options))
-    run_to_completion(settings, app, job_id, concurrency)
+    run_to_completion(settings, app, job_id, concurrency, metrics_port, metrics_address)
     with session_scope(settings.effective_database_url) as session:
         summaries = problem_summaries(session, job_id)
     print_selection_table(summaries, job_id)
@@ -219,6 +234,7 @@ def results(job_id: str, output_format: str, export_format: str | None, output: 
     show_envvar=True,
     help="Model the CodeRM server (CODERM_CODERM_URL) must serve; checked before consuming 'coderm'.",
 )
+@worker_metrics_options
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -229,6 +245,9 @@ def worker(
     hostname: str | None,
     policy_model: str | None,
     coderm_model: str | None,
+    metrics_port: int | None,
+    metrics_address: str,
+    metrics_dir: Path | None,
 ) -> None:
     """Run a Celery worker on some of the queues: orchestrator, policy, coderm, sandbox, voter.
 
@@ -236,23 +255,35 @@ def worker(
     (CODERM_POLICY_URL, CODERM_CODERM_URL): it must be up and serve the model given. Server-bound
     sampling waits on the network, so such a worker does well with threads: -P threads -c 16.
 
+    With --metrics-port, the worker's main process serves Prometheus metrics of all its pool
+    processes; a worker that consumes `orchestrator` also reports the depth of every queue.
+
     Further arguments are handed to `celery worker` unchanged (e.g. --max-tasks-per-child 100).
     """
     from agents.llm.servers import check_servers
     from orchestrator.celery_app import QUEUES, create_app
 
-    chosen = queues.split(",")
-    unknown = set(chosen) - set(QUEUES)
+    consumed = queues.split(",")
+    unknown = set(consumed) - set(QUEUES)
     if unknown:
         raise click.BadParameter(f"unknown queue(s) {sorted(unknown)}; choose from {', '.join(QUEUES)}")
     settings = Settings()
     if settings.embedded:
         raise ConfigurationError("a worker needs a broker: set CODERM_BROKER_URL and CODERM_RESULT_BACKEND")
+    # Before anything imports prometheus_client (the tasks do, through create_app).
+    server = None
+    if metrics_port is not None:
+        directory = metrics_dir or settings.home / "metrics" / str(metrics_port)
+        server = start_worker_metrics(metrics_port, metrics_address, directory, consumed)
     models: dict[AgentRole, str | None] = {"policy": policy_model, "coderm": coderm_model}
-    served = check_servers(settings, {role: model for role, model in models.items() if role in chosen})
+    served = check_servers(settings, {role: model for role, model in models.items() if role in consumed})
     for role, model in served.items():
         console.print(f"{role} server {settings.server_url(role)} serves {model}", highlight=False)
     app = create_app(settings)
+    if server is not None and "orchestrator" in consumed:
+        from orchestrator.metrics_exposition import watch_queue_depth
+
+        watch_queue_depth(server, app)
     argv = ["worker", "-Q", queues, "-P", pool, "-l", loglevel]
     if concurrency:
         argv += ["-c", str(concurrency)]
@@ -276,6 +307,7 @@ def upgrade() -> None:
 
 cli.add_command(sandbox_cli)
 cli.add_command(eval_command)
+cli.add_command(dashboards_cli)
 
 
 def main() -> None:

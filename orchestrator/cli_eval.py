@@ -22,6 +22,7 @@ from orchestrator.cli_jobs import (
     stdout,
     write_json_lines,
 )
+from orchestrator.cli_metrics import metrics_options
 from orchestrator.config import Settings
 from orchestrator.db import session_scope
 from orchestrator.evaluation import scored_problems
@@ -55,8 +56,16 @@ from orchestrator.evaluation import scored_problems
     "percentages), then one per scored problem.",
 )
 @concurrency_option
+@metrics_options
 def eval_command(
-    source: str, test_pool: int | None, repeats: int, json_out: Path | None, concurrency: int, **options: Any
+    source: str,
+    test_pool: int | None,
+    repeats: int,
+    json_out: Path | None,
+    concurrency: int,
+    metrics_port: int | None,
+    metrics_address: str,
+    **options: Any,
 ) -> None:
     """Run the problems of FILE, then score the picks and the unit tests against ground truth.
 
@@ -71,7 +80,7 @@ def eval_command(
     pool = test_pool or max(config.n_tests, stored_tests)
     app = prepare_app(settings)
     job_id = create_job_from(settings, resolved, config.model_copy(update={"n_tests": pool}))
-    run_to_completion(settings, app, job_id, concurrency)
+    run_to_completion(settings, app, job_id, concurrency, metrics_port, metrics_address)
     with session_scope(settings.effective_database_url) as session:
         problems = scored_problems(session, job_id)
     if not problems:

@@ -319,16 +319,34 @@ def prepare_app(settings: Settings) -> Celery:
     return app
 
 
-def run_to_completion(settings: Settings, app: Celery, job_id: str, concurrency: int) -> None:
-    """Start a job's workflows and wait for them: in this process, or on the configured workers."""
+def run_to_completion(
+    settings: Settings,
+    app: Celery,
+    job_id: str,
+    concurrency: int,
+    metrics_port: int | None = None,
+    metrics_address: str = "0.0.0.0",
+) -> None:
+    """Start a job's workflows and wait for them: in this process, or on the configured workers.
+
+    With `metrics_port`, the embedded run serves its Prometheus metrics while it works.
+    """
+    from orchestrator.cli_metrics import start_embedded_metrics
     from orchestrator.embedded import embedded_worker
     from orchestrator.jobs import enqueue_job
 
     if settings.embedded:
-        with embedded_worker(app, concurrency=concurrency):
-            enqueue_job(app, settings.effective_database_url, job_id)
-            wait_with_progress(settings, job_id)
+        server = start_embedded_metrics(metrics_port, metrics_address, app) if metrics_port else None
+        try:
+            with embedded_worker(app, concurrency=concurrency):
+                enqueue_job(app, settings.effective_database_url, job_id)
+                wait_with_progress(settings, job_id)
+        finally:
+            if server is not None:
+                server.close()
     else:
+        if metrics_port:
+            console.print("note: with a broker the workers serve the metrics (coderm worker --metrics-port)")
         enqueue_job(app, settings.effective_database_url, job_id)
         wait_with_progress(settings, job_id)
 

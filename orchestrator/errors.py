@@ -5,7 +5,8 @@
      ├── ProblemFileError        a problem file that cannot be read; names the file and line
      ├── BackendError            an LLM backend failed to produce samples
      │    └── TransientBackendError   worth retrying (connection lost, 429, 5xx)
-     └── NotFoundError           a job (or other object) that does not exist
+     ├── NotFoundError           a job (or other object) that does not exist
+     └── PrometheusError         Prometheus could not be reached or refused a query
 
 The command line turns any CodermError into a one-line message and exit status 2.
 """
@@ -49,4 +50,8 @@ class TransientBackendError(BackendError):
 
 
 class NotFoundError(CodermError):
+    pass
+
+
+class PrometheusError(CodermError):
     pass

@@ -90,12 +90,13 @@ def stored_job_metrics(session: Session, job_id: str) -> JobMetrics | None:
     return job_metrics(scores) if scores else None
 
 
-def store_job_metrics(session: Session, job_id: str) -> None:
-    """Write a finished job's metrics on its row (None when nothing could be scored)."""
+def store_job_metrics(session: Session, job_id: str) -> JobMetrics | None:
+    """Write a finished job's metrics on its row, and return them (None when nothing could be scored)."""
     metrics = stored_job_metrics(session, job_id)
     session.execute(
         update(Job).where(Job.id == job_id).values(metrics=metrics.to_json() if metrics else None)
     )
+    return metrics
 
 
 def scored_problems(session: Session, job_id: str) -> list[ScoredProblem]:

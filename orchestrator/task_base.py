@@ -20,6 +20,7 @@ from orchestrator.config import Settings
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientBackendError
 from orchestrator.evaluation import store_job_metrics
+from orchestrator.metrics import after_commit, observe_job_completed, observe_problem_finished, observe_stage
 from orchestrator.models import (
     FINISHED_PROBLEM_STATES,
     Job,
@@ -59,12 +60,13 @@ class ProblemTask(Task):
 
     @contextmanager
     def stage(self, problem_id: int, stage: str, part: int = 0) -> Iterator[None]:
-        """Time one step of a problem and record it as a `StageRun`."""
+        """Time one step of a problem; record it as a `StageRun` and in `coderm_stage_duration_seconds`."""
         started_at, began = utcnow(), time.perf_counter()
         with session_scope(self.database_url) as session:
             session.execute(update(Problem).where(Problem.id == problem_id).values(stage=stage))
         yield
         seconds = time.perf_counter() - began
+        observe_stage(stage, seconds)
         with session_scope(self.database_url) as session:
             session.execute(
                 delete(StageRun).where(
@@ -112,6 +114,8 @@ def finish_problem(
     problem.error = error
     problem.finished_at = utcnow()
     session.flush()
+    benchmark = problem.job.benchmark
+    after_commit(session, lambda: observe_problem_finished(benchmark, failed=status == ProblemStatus.FAILED))
     unfinished = exists().where(
         Problem.job_id == problem.job_id, Problem.status.not_in(FINISHED_PROBLEM_STATES)
     )
@@ -121,4 +125,6 @@ def finish_problem(
         .values(status=JobStatus.COMPLETED, finished_at=utcnow())
     )
     if completed.rowcount:  # type: ignore[attr-defined]
-        store_job_metrics(session, problem.job_id)
+        metrics = store_job_metrics(session, problem.job_id)
+        if metrics is not None:
+            after_commit(session, lambda: observe_job_completed(benchmark, metrics))

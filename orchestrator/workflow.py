@@ -20,6 +20,7 @@ from agents.policy import sample_solutions
 from agents.voter import select_solution
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
+from orchestrator.metrics import after_commit, observe_problem_planned
 from orchestrator.models import Job, JobStatus, Problem, ProblemStatus, Solution, utcnow
 from orchestrator.task_base import ProblemTask, is_active
 from sandbox.tasks import execute_chunk
@@ -44,6 +45,9 @@ def plan_problem(self: ProblemTask, problem_id: int) -> None:
         if problem is None or not is_active(session, problem_id):
             return
         config = JobConfig.model_validate(problem.job.config)
+        if problem.status == ProblemStatus.PENDING:  # a rerun of this step counts nothing again
+            benchmark = problem.job.benchmark
+            after_commit(session, lambda: observe_problem_planned(benchmark, config.n_tests))
         problem.n_solutions = config.n_solutions
         problem.n_tests = config.n_tests
         problem.status = ProblemStatus.RUNNING

@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from agents.ground_truth import ground_truth_test
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
+from orchestrator.metrics import observe_executions
 from orchestrator.models import ExecutionResult, Problem, Solution, UnitTest
 from orchestrator.task_base import ProblemTask, is_active
 from sandbox.executor import run_matrix
@@ -44,6 +45,7 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
         codes = [code or "" for _, code, _ in solutions]
         runnable = [code or "" for code, valid in tests if valid]
         matrix = run_matrix(codes, runnable, limits)
+        observe_executions("unit_test", (cell for row in matrix for cell in row))
         rows = []
         for (solution_id, _, _), results in zip(solutions, matrix, strict=True):
             by_test = iter(results)
@@ -75,6 +77,7 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
                 [ground_truth_test(ground_truth)],
                 limits.model_copy(update={"time_limit_s": limits.ground_truth_time_limit_s}),
             )
+            observe_executions("ground_truth", (row[0] for row in judged))
             verdicts = [
                 {"id": sid, "correct": row[0].passed, "ground_truth_outcome": row[0].outcome.value}
                 for (sid, _, _), row in zip(solutions, judged, strict=True)

@@ -8,25 +8,26 @@ task, so the shared server is used as it is. Workers are real `coderm worker` pr
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from services import (
+    WorkerProcess,
+    rabbitmq_vhost,
+    run_coderm,
+    services_environment,
+    spawn_worker,
+    stop_worker,
+    wait_ready,
+)
 from sqlalchemy import create_engine, text
 
 ADMIN_POSTGRES_URL = os.environ.get(
     "CODERM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-RABBITMQ_URL = os.environ.get("CODERM_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
-REDIS_URL = os.environ.get("CODERM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-CODERM = str(Path(sys.executable).with_name("coderm"))
 DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -60,17 +61,8 @@ def migrated_postgres_url(postgres_url: str) -> str:
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """A RabbitMQ virtual host of this session's own."""
-    vhost = f"coderm-test-{uuid.uuid4().hex[:12]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"{RABBITMQ_URL}/{vhost}"
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+    with rabbitmq_vhost() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -78,59 +70,7 @@ def service_env(
     migrated_postgres_url: str, amqp_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
     """Environment for `coderm` processes that use the real services."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CODERM_")}
-    env.update(
-        CODERM_HOME=str(tmp_path_factory.mktemp("coderm-home")),
-        CODERM_DATABASE_URL=migrated_postgres_url,
-        CODERM_BROKER_URL=amqp_url,
-        CODERM_RESULT_BACKEND=REDIS_URL,
-    )
-    return env
-
-
-@dataclass
-class WorkerProcess:
-    queue: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def spawn_worker(env: dict[str, str], queue: str, log_dir: Path) -> WorkerProcess:
-    """Start `coderm worker -Q queue`; `wait_ready` waits for it."""
-    log = log_dir / f"worker-{queue}-{uuid.uuid4().hex[:6]}.log"
-    process = subprocess.Popen(
-        [CODERM, "worker", "-Q", queue, "-c", "1", "-n", f"{queue}-{uuid.uuid4().hex[:6]}@%h"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    return WorkerProcess(queue, process, log)
-
-
-def wait_ready(worker: WorkerProcess, timeout: float = 60) -> WorkerProcess:
-    """Wait until Celery reports the worker ready."""
-    process, queue = worker.process, worker.queue
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if " ready." in worker.log_text():
-            return worker
-        if process.poll() is not None:
-            raise RuntimeError(f"worker for {queue} exited early:\n{worker.log_text()}")
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"worker for {queue} not ready after {timeout} s:\n{worker.log_text()}")
-
-
-def stop_worker(worker: WorkerProcess) -> None:
-    worker.process.terminate()
-    try:
-        worker.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.process.kill()
-        worker.process.wait()
+    return services_environment(migrated_postgres_url, amqp_url, tmp_path_factory.mktemp("coderm-home"))
 
 
 @pytest.fixture(scope="session")
@@ -166,13 +106,6 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str], str], Wor
     finally:
         for worker in started:
             stop_worker(worker)
-
-
-def run_coderm(
-    args: list[str], env: dict[str, str] | None = None, timeout: float = 300, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed `coderm` command and capture what it prints."""
-    return subprocess.run([CODERM, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture
