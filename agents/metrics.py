@@ -203,19 +203,25 @@ def draw_subset(problem: ScoredProblem, n_solutions: int, n_tests: int, rng: ran
 
 
 def rescore(
-    problems: Sequence[ScoredProblem], n_solutions: int, n_tests: int, repeats: int, seed: int
+    problems: Sequence[ScoredProblem],
+    n_solutions: int,
+    n_tests: int | Sequence[int],
+    repeats: int,
+    seed: int,
 ) -> tuple[JobMetrics, list[ProblemScore]]:
     """Vote again on `repeats` random test subsets, as the paper's calculate_result does.
 
+    `n_tests` is the same for every problem, or one count per problem (a scaled allocation).
     Returns the mean job metrics and, per problem, the scores of the first draw.
     """
+    counts = [n_tests] * len(problems) if isinstance(n_tests, int) else list(n_tests)
     first: list[ProblemScore] = []
     runs: list[JobMetrics] = []
     for repeat in range(repeats):
         rng = random.Random(f"{seed}/{repeat}")
         scores = []
-        for problem in problems:
-            subset = draw_subset(problem, n_solutions, n_tests, rng)
+        for problem, count in zip(problems, counts, strict=True):
+            subset = draw_subset(problem, n_solutions, count, rng)
             decision = vote(subset.pass_matrix, random.Random(f"{seed}/{repeat}/{problem.task_id}"))
             scores.append(
                 score_problem(subset.sample_correct, subset.candidates, subset.pass_matrix, decision.tie_set)

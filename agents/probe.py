@@ -3,14 +3,14 @@ hidden state of its prompt (DESIGN §2).
 
 A 2-layer MLP with a sigmoid output, trained with soft-label cross-entropy against known pass rates
 (the fraction of sampled solutions that are correct). Features are standardised with the training
-set's mean and deviation, which travel in the checkpoint. Checkpoints are versioned files that say
-which model, layer and position their features come from, so a probe is never applied to features
-of another kind.
+set's mean and deviation, which travel in the checkpoint. A checkpoint says which model, chat format and
+position its features come from, so a probe is never applied to features of another kind; the
+database keeps them versioned (orchestrator/probes.py), and they can be exported as files.
 """
 
 from __future__ import annotations
 
-import datetime
+import io
 import math
 import pickle
 from dataclasses import asdict, dataclass, field
@@ -148,28 +148,35 @@ def train_probe(
     return trained, report
 
 
-def save_probe(trained: TrainedProbe, folder: Path) -> Path:
-    """Write a new checkpoint version in `folder`: probe-v<N>.pt, N one more than the newest there."""
+def probe_to_bytes(trained: TrainedProbe) -> bytes:
+    """A checkpoint: the weights, the feature standardisation and where the features come from."""
     import torch
 
-    folder.mkdir(parents=True, exist_ok=True)
-    versions = [
-        int(p.stem.split("-v")[1]) for p in folder.glob("probe-v*.pt") if p.stem.split("-v")[1].isdigit()
-    ]
-    version = max(versions, default=0) + 1
-    path = folder / f"probe-v{version}.pt"
-    trained.metadata.update(version=version, created_at=datetime.datetime.now(datetime.UTC).isoformat())
-    torch.save({"format": CHECKPOINT_FORMAT, **asdict(trained)}, path)
-    return path
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **asdict(trained)}, buffer)
+    return buffer.getvalue()
 
 
-def load_probe(path: Path) -> TrainedProbe:
+def probe_from_bytes(data: bytes, where: str = "checkpoint") -> TrainedProbe:
     import torch
 
     try:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
+        stored = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        raise ConfigurationError(f"{path}: not a probe checkpoint ({exc})") from exc
+        raise ConfigurationError(f"{where}: not a probe checkpoint ({exc})") from exc
     if not isinstance(stored, dict) or stored.pop("format", None) != CHECKPOINT_FORMAT:
-        raise ConfigurationError(f"{path}: not a coderm probe checkpoint of format {CHECKPOINT_FORMAT}")
+        raise ConfigurationError(f"{where}: not a coderm probe checkpoint of format {CHECKPOINT_FORMAT}")
     return TrainedProbe(**stored)
+
+
+def write_probe_file(trained: TrainedProbe, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(probe_to_bytes(trained))
+
+
+def read_probe_file(path: Path) -> TrainedProbe:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read the probe checkpoint ({exc})") from exc
+    return probe_from_bytes(data, str(path))

@@ -34,24 +34,32 @@ def total_budget(problems: int, average: float) -> int:
     return round(problems * average)
 
 
-def allocate_greedy(pass_rates: Sequence[float], budget: int, minimum: int, maximum: int) -> list[int]:
-    """Spread exactly `budget` tests over the problems, each within [minimum, maximum]."""
+def allocate_greedy(
+    pass_rates: Sequence[float], budget: int, minimum: int, maximum: int | Sequence[int]
+) -> list[int]:
+    """Spread exactly `budget` tests over the problems, each within [minimum, maximum].
+
+    `maximum` is one bound for all, or one per problem (e.g. the tests a stored matrix has).
+    """
     problems = len(pass_rates)
-    if not 0 <= minimum <= maximum:
-        raise ConfigurationError(f"the test bounds [{minimum}, {maximum}] are not a range")
-    if not problems * minimum <= budget <= problems * maximum:
+    maxima = [maximum] * problems if isinstance(maximum, int) else list(maximum)
+    if any(not 0 <= minimum <= most for most in maxima):
+        raise ConfigurationError(
+            f"the test bounds [{minimum}, {min(maxima, default=minimum)}] are not a range"
+        )
+    if not problems * minimum <= budget <= sum(maxima):
         raise ConfigurationError(
             f"a budget of {budget} tests cannot be spread over {problems} problems within "
-            f"[{minimum}, {maximum}] tests each (possible: {problems * minimum} to {problems * maximum})"
+            f"[{minimum}, {maximum}] tests each (possible: {problems * minimum} to {sum(maxima)})"
         )
     allocation = [minimum] * problems
     # Largest gain first; ties go to the earlier problem, so the result is deterministic.
-    heap = [(-marginal_gain(rate, minimum), i) for i, rate in enumerate(pass_rates) if minimum < maximum]
+    heap = [(-marginal_gain(rate, minimum), i) for i, rate in enumerate(pass_rates) if minimum < maxima[i]]
     heapq.heapify(heap)
     for _ in range(budget - problems * minimum):
         _, i = heapq.heappop(heap)
         allocation[i] += 1
-        if allocation[i] < maximum:
+        if allocation[i] < maxima[i]:
             heapq.heappush(heap, (-marginal_gain(pass_rates[i], allocation[i]), i))
     return allocation
 

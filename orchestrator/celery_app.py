@@ -25,6 +25,7 @@ TASK_MODULES = (
     "agents.coderm",
     "sandbox.tasks",
     "agents.voter",
+    "agents.difficulty",
 )
 
 TASK_ROUTES = {f"coderm.{queue}.*": {"queue": queue} for queue in QUEUES} | {

@@ -46,6 +46,7 @@ from orchestrator.cli_metrics import (
     start_worker_metrics,
     worker_metrics_options,
 )
+from orchestrator.cli_probe import probe_cli
 from orchestrator.config import AgentRole, Settings
 from orchestrator.db import session_scope, upgrade_schema
 from orchestrator.errors import CodermError, ConfigurationError
@@ -307,6 +308,7 @@ def upgrade() -> None:
 
 cli.add_command(sandbox_cli)
 cli.add_command(eval_command)
+cli.add_command(probe_cli)
 cli.add_command(dashboards_cli)
 
 

@@ -25,7 +25,7 @@ from orchestrator.cli_jobs import (
 from orchestrator.cli_metrics import metrics_options
 from orchestrator.config import Settings
 from orchestrator.db import session_scope
-from orchestrator.evaluation import scored_problems
+from orchestrator.evaluation import TestBudget, scored_problems, test_budget
 
 
 @click.command("eval", epilog=SOURCE_HELP)
@@ -83,10 +83,19 @@ def eval_command(
     run_to_completion(settings, app, job_id, concurrency, metrics_port, metrics_address)
     with session_scope(settings.effective_database_url) as session:
         problems = scored_problems(session, job_id)
+        budget = test_budget(session, job_id)
+    if config.scaling.policy != "fixed":
+        print_test_budget(budget, config.scaling.policy)
     if not problems:
         console.print(f"job {job_id}: no problem has ground truth, so there is nothing to score")
         return
-    metrics, scores = rescore(problems, config.n_solutions, config.n_tests, repeats, config.seed)
+    # A scaled job votes with every test it was allocated; a fixed one draws --n-tests of its pool.
+    tests: int | list[int] = (
+        config.n_tests
+        if config.scaling.policy == "fixed"
+        else [len(p.pass_matrix[0]) if p.pass_matrix else 0 for p in problems]
+    )
+    metrics, scores = rescore(problems, config.n_solutions, tests, repeats, config.seed)
     name = resolved.benchmark or resolved.problems.path.name
     print_metrics(
         metrics,
@@ -118,6 +127,15 @@ def _problem_json(task_id: str, score: ProblemScore) -> dict[str, object]:
         "individual": vars(score.individual),
         "combined": vars(score.combined),
     }
+
+
+def print_test_budget(budget: TestBudget, policy: str) -> None:
+    console.print(
+        f"{policy} allocation: {budget.sampled} unit tests sampled for {budget.problems} problems "
+        f"({budget.sampled / max(budget.problems, 1):.1f} each), against {budget.fixed} with fixed "
+        "--n-tests; "
+        f"{budget.completion_tokens} completion tokens, about {budget.saved_tokens} fewer than fixed"
+    )
 
 
 def print_metrics(metrics: JobMetrics, title: str) -> None:

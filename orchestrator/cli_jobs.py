@@ -13,6 +13,7 @@ from typing import Any, get_args
 
 import click
 from celery import Celery
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -25,9 +26,11 @@ from orchestrator.config import (
     JobConfig,
     SamplingParams,
     SandboxLimits,
+    ScalingConfig,
     Settings,
 )
 from orchestrator.db import ensure_schema_current, session_scope, upgrade_schema
+from orchestrator.problem_files import describe_validation_error
 from orchestrator.reports import ProblemSummary, job_progress
 from sandbox.cli import memory_option, time_limit_option
 
@@ -183,6 +186,74 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
         time_limit_option,
         memory_option,
         click.option(
+            "--scaling",
+            type=click.Choice(["fixed", "greedy", "threshold", "oracle"]),
+            default="fixed",
+            show_default=True,
+            envvar="CODERM_SCALING",
+            show_envvar=True,
+            help="How many unit tests each problem gets: --n-tests each (fixed); a job budget spread by "
+            "the probe's predicted difficulty (greedy) or the true one (oracle, needs ground truth); or per "
+            "problem while the marginal gain stays above --tau (threshold).",
+        ),
+        click.option(
+            "--budget-avg",
+            type=click.FloatRange(min=0, min_open=True),
+            envvar="CODERM_BUDGET_AVG",
+            show_envvar=True,
+            help="greedy/oracle: unit tests per problem on average (default: --n-tests).",
+        ),
+        click.option(
+            "--min-tests",
+            type=click.IntRange(min=0),
+            default=1,
+            show_default=True,
+            envvar="CODERM_MIN_TESTS",
+            show_envvar=True,
+            help="Fewest unit tests a scaled problem gets.",
+        ),
+        click.option(
+            "--max-tests",
+            type=click.IntRange(min=1),
+            default=100,
+            show_default=True,
+            envvar="CODERM_MAX_TESTS",
+            show_envvar=True,
+            help="Most unit tests a scaled problem gets.",
+        ),
+        click.option(
+            "--tau",
+            type=click.FloatRange(0, 1, min_open=True),
+            default=0.01,
+            show_default=True,
+            envvar="CODERM_TAU",
+            show_envvar=True,
+            help="threshold: add tests while lambda (1 - lambda)^b is at least this.",
+        ),
+        click.option(
+            "--probe",
+            "probe_version",
+            type=click.IntRange(min=1),
+            envvar="CODERM_PROBE",
+            show_envvar=True,
+            help="Probe version for greedy/threshold (`coderm probe list`; default: the newest for the "
+            "features).",
+        ),
+        click.option(
+            "--feature-backend",
+            type=_BACKENDS,
+            envvar="CODERM_FEATURE_BACKEND",
+            show_envvar=True,
+            help="Where the probe's features come from (default: the policy's backend; the local "
+            "SmolLM2 when the policy is replayed).",
+        ),
+        click.option(
+            "--feature-model",
+            envvar="CODERM_FEATURE_MODEL",
+            show_envvar=True,
+            help="Model of --feature-backend.",
+        ),
+        click.option(
             "--chunk-size",
             type=click.IntRange(min=1),
             default=25,
@@ -243,12 +314,26 @@ def job_config(options: dict[str, Any]) -> JobConfig:
         resolve_chat_format(config.backend, config.chat_format)  # refuses what cannot work, now
         return config
 
+    try:
+        scaling = ScalingConfig(
+            policy=options["scaling"],
+            budget_avg=options["budget_avg"],
+            min_tests=options["min_tests"],
+            max_tests=options["max_tests"],
+            tau=options["tau"],
+            probe=options["probe_version"],
+            feature_backend=options["feature_backend"],
+            feature_model=options["feature_model"],
+        )
+    except ValidationError as exc:
+        raise click.BadParameter(describe_validation_error(exc)) from exc
     return JobConfig(
         n_solutions=options["n_solutions"],
         n_tests=options["n_tests"],
         policy=agent("policy"),
         coderm=agent("coderm"),
         sandbox=SandboxLimits(time_limit_s=options["time_limit"], memory_mb=options["memory_mb"]),
+        scaling=scaling,
         chunk_size=options["chunk_size"],
         seed=options["seed"],
     )
@@ -281,7 +366,7 @@ def create_job_from(
     settings: Settings, resolved: Source, config: JobConfig, idempotency_key: str | None = None
 ) -> str:
     """Check the loaded problems against `config` (and, embedded, the model servers); write the job."""
-    from orchestrator.jobs import check_problems_fit_config, create_job
+    from orchestrator.jobs import check_probe_exists, check_problems_fit_config, create_job
 
     check_problems_fit_config(resolved.problems, config)
     if settings.embedded:  # this process is the worker: its servers must be configured here
@@ -290,6 +375,7 @@ def create_job_from(
         upgrade_schema(settings.effective_database_url)  # the embedded file migrates itself
     else:
         ensure_schema_current(settings.effective_database_url)
+    check_probe_exists(settings.effective_database_url, config)
     return create_job(
         settings.effective_database_url,
         resolved.problems.problems,
@@ -378,9 +464,17 @@ def wait_with_progress(settings: Settings, job_id: str, poll_s: float = 0.5) -> 
 
 def print_selection_table(summaries: list[ProblemSummary], job_id: str) -> None:
     scored = any(s.selected_correct is not None for s in summaries)
+    scaled = any(s.predicted_pass_rate is not None for s in summaries)
     table = Table(title=f"job {job_id}")
-    columns = ["task", "status", "valid solutions", "valid tests", "selected", "passes"]
-    for name in [*columns, *(["correct"] if scored else []), "seconds"]:
+    columns = [
+        "task",
+        "status",
+        "valid solutions",
+        "valid tests",
+        *(["lambda"] if scaled else []),
+        "selected",
+    ]
+    for name in [*columns, "passes", *(["correct"] if scored else []), "seconds"]:
         table.add_column(
             name, justify="left" if name in ("task", "status") else "right", no_wrap=name == "task"
         )
@@ -390,6 +484,11 @@ def print_selection_table(summaries: list[ProblemSummary], job_id: str) -> None:
             s.status if not s.error else f"{s.status}: {s.error[:60]}",
             f"{s.valid_solutions}/{s.solutions}",
             f"{s.valid_unit_tests}/{s.unit_tests}",
+            *(
+                [f"{s.predicted_pass_rate:.2f}" if s.predicted_pass_rate is not None else "-"]
+                if scaled
+                else []
+            ),
             "-" if s.selected_index is None else f"#{s.selected_index}",
             "-" if s.pass_count is None else f"{s.pass_count}/{s.tests_used}",
         ]

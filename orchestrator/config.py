@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.prompts import PromptTemplates
@@ -167,6 +167,45 @@ class SandboxLimits(BaseModel):
     output_limit_bytes: int = Field(64 * 1024, ge=0, le=16 * 1024 * 1024)
 
 
+ScalingPolicy = Literal["fixed", "greedy", "threshold", "oracle"]
+
+
+class ScalingConfig(BaseModel):
+    """How many unit tests each problem gets (agents/scaling.py; DESIGN §2, dynamic scaling).
+
+    `fixed` gives every problem `JobConfig.n_tests`. `greedy` spreads problems x `budget_avg` tests
+    over a job by the probe's predicted pass rates, `oracle` by the true ones (experiments: needs
+    ground truth or labels), `threshold` allocates each problem alone, adding tests while the
+    marginal gain stays above `tau`. Both stay within [`min_tests`, `max_tests`].
+
+    The probe reads the policy model's hidden state of the prompt; `feature_backend` and
+    `feature_model` say where it comes from when the policy itself is replayed (default: the
+    policy's backend and model, or the local SmolLM2 for replayed samples).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: ScalingPolicy = "fixed"
+    budget_avg: float | None = Field(None, gt=0, description="Tests per problem on average (greedy, oracle).")
+    min_tests: int = Field(1, ge=0, le=10000)
+    max_tests: int = Field(100, ge=1, le=10000)
+    tau: float = Field(0.01, gt=0.0, le=1.0, description="Threshold policy: smallest marginal gain bought.")
+    probe: int | None = Field(None, ge=1, description="Probe version (coderm probe list); None: the newest.")
+    feature_backend: BackendName | None = None
+    feature_model: str | None = None
+
+    @model_validator(mode="after")
+    def _budget_within_bounds(self) -> ScalingConfig:
+        if self.min_tests > self.max_tests:
+            raise ValueError(f"min_tests (--min-tests) {self.min_tests} is above max_tests {self.max_tests}")
+        if self.budget_avg is not None and not self.min_tests <= self.budget_avg <= self.max_tests:
+            raise ValueError(
+                f"the average budget (budget_avg, --budget-avg) {self.budget_avg:g} is outside the tests a "
+                f"problem may get, [{self.min_tests}, {self.max_tests}] (--min-tests, --max-tests)"
+            )
+        return self
+
+
 class JobConfig(BaseModel):
     """Parameters of one job, stored with it."""
 
@@ -178,5 +217,6 @@ class JobConfig(BaseModel):
     coderm: AgentConfig = Field(default_factory=AgentConfig)
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     prompts: PromptTemplates = Field(default_factory=PromptTemplates)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
     chunk_size: int = Field(25, ge=1, le=10000, description="Solutions per sandbox task.")
     seed: int = Field(0, description="Seeds sampling (local backend) and the voter's tie-break.")

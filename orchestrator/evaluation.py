@@ -7,9 +7,10 @@ the database.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from agents.ground_truth import label_is_correct
@@ -22,6 +23,7 @@ from agents.metrics import (
     score_problem,
 )
 from agents.selection import distinct_test_columns, pass_matrix
+from orchestrator.config import JobConfig
 from orchestrator.models import ExecutionResult, Job, Problem, ProblemMetrics, Solution, UnitTest
 
 
@@ -97,6 +99,35 @@ def store_job_metrics(session: Session, job_id: str) -> JobMetrics | None:
         update(Job).where(Job.id == job_id).values(metrics=metrics.to_json() if metrics else None)
     )
     return metrics
+
+
+@dataclass(frozen=True)
+class TestBudget:
+    """How many unit tests a job sampled, against what fixed --n-tests would have sampled."""
+
+    __test__ = False
+
+    problems: int
+    sampled: int
+    fixed: int
+    completion_tokens: int
+
+    @property
+    def saved_tokens(self) -> int:
+        """Tokens not spent, at the job's own tokens per test, compared with the fixed allocation."""
+        per_test = self.completion_tokens / self.sampled if self.sampled else 0.0
+        return round((self.fixed - self.sampled) * per_test)
+
+
+def test_budget(session: Session, job_id: str) -> TestBudget:
+    job = session.get_one(Job, job_id)
+    fixed = JobConfig.model_validate(job.config).n_tests
+    sampled, tokens = session.execute(
+        select(func.count(UnitTest.id), func.coalesce(func.sum(UnitTest.completion_tokens), 0))
+        .join(Problem)
+        .where(Problem.job_id == job_id)
+    ).one()
+    return TestBudget(job.n_problems, int(sampled or 0), job.n_problems * fixed, int(tokens or 0))
 
 
 def scored_problems(session: Session, job_id: str) -> list[ScoredProblem]:

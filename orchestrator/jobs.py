@@ -30,6 +30,24 @@ def check_problems_fit_config(problem_file: ProblemFile, config: JobConfig) -> N
                     line,
                     f"the {option} agent uses the replay backend, but task {spec.task_id!r} has no '{field}'",
                 )
+    if config.scaling.policy == "oracle":
+        for spec, line in zip(problem_file.problems, problem_file.lines, strict=True):
+            if spec.ground_truth is None and spec.solution_labels is None:
+                raise ProblemFileError(
+                    str(problem_file.path),
+                    line,
+                    f"the oracle allocation needs true pass rates, but task {spec.task_id!r} has no ground "
+                    "truth (HumanEval tests, 'ground_truth', or labelled solutions)",
+                )
+
+
+def check_probe_exists(database_url: str, config: JobConfig) -> None:
+    """Refuse a greedy or threshold job when there is no probe to predict difficulty with."""
+    from orchestrator.probes import load_probe
+
+    if config.scaling.policy in ("greedy", "threshold"):
+        with session_scope(database_url) as session:
+            load_probe(session, config.scaling.probe)
 
 
 def create_job(
@@ -80,20 +98,16 @@ def create_job(
 
 def enqueue_job(app: Celery, database_url: str, job_id: str) -> int:
     """Start the workflow of every pending problem of a job; returns how many were started."""
-    from orchestrator.workflow import problem_workflow
-    from orchestrator.workflow_rules import coderm_waits_for_policy
+    from orchestrator.workflow import start_problem_workflows
 
     with session_scope(database_url) as session:
-        config = JobConfig.model_validate(session.get_one(Job, job_id).config)
-        pending = [
-            (problem.id, coderm_waits_for_policy(problem, config))
-            for problem in session.scalars(
-                select(Problem)
+        pending = list(
+            session.scalars(
+                select(Problem.id)
                 .where(Problem.job_id == job_id, Problem.status == ProblemStatus.PENDING)
                 .order_by(Problem.position)
             )
-        ]
-    with app.producer_or_acquire() as producer:
-        for problem_id, sequential in pending:
-            problem_workflow(problem_id, sequential).apply_async(producer=producer)
+        )
+    with app.producer_or_acquire():  # one broker connection for all of them
+        start_problem_workflows(database_url, pending)
     return len(pending)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -113,6 +114,12 @@ class Problem(Base):
     # The plan: how many samples of each kind this problem gets.
     n_solutions: Mapped[int | None] = mapped_column(Integer)
     n_tests: Mapped[int | None] = mapped_column(Integer)
+    # Dynamic scaling: the policy that chose n_tests, and what it went by. The features (float32
+    # bytes) are the policy model's hidden state of the prompt, kept so probes can be retrained.
+    allocation: Mapped[str | None] = mapped_column(String(16))
+    predicted_pass_rate: Mapped[float | None] = mapped_column(Float)
+    features: Mapped[bytes | None] = mapped_column(LargeBinary)
+    feature_source: Mapped[str | None] = mapped_column(String(512))
 
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -215,6 +222,19 @@ class ProblemMetrics(Base):
     oracle: Mapped[bool] = mapped_column(Boolean)
     individual: Mapped[dict[str, Any]]
     combined: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Probe(Base):
+    """A trained difficulty probe (agents.probe), versioned, in the database so every worker has it."""
+
+    __tablename__ = "probes"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    feature_source: Mapped[str] = mapped_column(String(512), index=True)
+    report: Mapped[dict[str, Any]]
+    trained_on: Mapped[dict[str, Any]]
+    checkpoint: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

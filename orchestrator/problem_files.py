@@ -293,5 +293,6 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"'{where}' {error['msg'].removeprefix('Value error, ')}")
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"'{where}' {message}" if where else message)
     return "; ".join(parts)

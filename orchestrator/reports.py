@@ -41,6 +41,8 @@ class ProblemSummary:
     tests_used: int | None
     selection: str | None
     selected_correct: bool | None = None
+    allocation: str | None = None
+    predicted_pass_rate: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -141,6 +143,8 @@ def problem_summaries(session: Session, job_id: str) -> list[ProblemSummary]:
                 tests_used=selection.tests_used if selection else None,
                 selection=selection.reason if selection else None,
                 selected_correct=selected_correct,
+                allocation=problem.allocation,
+                predicted_pass_rate=problem.predicted_pass_rate,
                 timings=problem_timings,
             )
         )

@@ -85,6 +85,16 @@ class ProblemTask(Task):
                 )
             )
 
+    def start_allocated(self, job_id: str) -> None:
+        """Start the workflows of a greedy or oracle job once its last problem got ready (or failed)."""
+        from orchestrator.allocation import allocate_job_if_ready
+        from orchestrator.workflow import start_problem_workflows
+
+        with session_scope(self.database_url) as session:
+            ready = allocate_job_if_ready(session, self.database_url, job_id)
+        if ready:
+            start_problem_workflows(self.database_url, ready, with_plan=False)
+
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         problem_id = args[0] if args else kwargs.get("problem_id")
         if problem_id is None:
@@ -93,6 +103,10 @@ class ProblemTask(Task):
             finish_problem(
                 session, problem_id, ProblemStatus.FAILED, error=f"{self.name}: {type(exc).__name__}: {exc}"
             )
+            job_id = session.scalar(select(Problem.job_id).where(Problem.id == problem_id))
+        # A problem that failed while its job waited to allocate must not keep the others waiting.
+        if job_id is not None:
+            self.start_allocated(job_id)
 
 
 def is_active(session: Session, problem_id: int) -> bool:

@@ -2,22 +2,53 @@
 
 Where the problem has ground truth, the chunk also judges its solutions against it: by running the
 problem's own test program, or from the labels its replayed solutions came with (labels win: they
-are the benchmark's verdict, e.g. HumanEval+'s `plus_status`).
+are the benchmark's verdict, e.g. HumanEval+'s `plus_status`). `judge_ground_truth` does only the
+judging, earlier, for the oracle allocation, which needs true pass rates before tests are sampled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from celery import shared_task
 from sqlalchemy import delete, insert, select, update
 
-from agents.ground_truth import ground_truth_test
-from orchestrator.config import JobConfig
+from agents.ground_truth import ground_truth_test, label_is_correct
+from orchestrator.config import JobConfig, SandboxLimits
 from orchestrator.db import session_scope
 from orchestrator.metrics import observe_executions
 from orchestrator.models import ExecutionResult, Problem, Solution, UnitTest
 from orchestrator.task_base import ProblemTask, is_active
 from sandbox.executor import run_matrix
 from sandbox.outcomes import Outcome
+
+
+def judge_solutions(
+    problem: Problem, solutions: Sequence[tuple[int, str | None, int]], limits: SandboxLimits
+) -> list[dict[str, object]]:
+    """Correctness of (id, code, index) solutions, as rows to update: from labels, or by running."""
+    labels, ground_truth = problem.replay_labels, problem.ground_truth
+    if labels is not None:
+        return [
+            {
+                "id": sid,
+                "correct": index < len(labels) and label_is_correct(labels[index]),
+                "ground_truth_outcome": None,
+            }
+            for sid, _, index in solutions
+        ]
+    if not ground_truth or not solutions:
+        return []
+    judged = run_matrix(
+        [code or "" for _, code, _ in solutions],
+        [ground_truth_test(ground_truth)],
+        limits.model_copy(update={"time_limit_s": limits.ground_truth_time_limit_s}),
+    )
+    observe_executions("ground_truth", (row[0] for row in judged))
+    return [
+        {"id": sid, "correct": row[0].passed, "ground_truth_outcome": row[0].outcome.value}
+        for (sid, _, _), row in zip(solutions, judged, strict=True)
+    ]
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.sandbox.execute_chunk")
@@ -30,9 +61,8 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
             problem = session.get(Problem, problem_id)
             assert problem is not None
             limits = JobConfig.model_validate(problem.job.config).sandbox
-            ground_truth, labels = problem.ground_truth, problem.replay_labels
             solutions = session.execute(
-                select(Solution.id, Solution.code, Solution.index)
+                select(Solution.id, Solution.code, Solution.index, Solution.correct)
                 .where(Solution.id.in_(solution_ids))
                 .order_by(Solution.index)
             ).all()
@@ -41,13 +71,18 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
                 .where(UnitTest.problem_id == problem_id)
                 .order_by(UnitTest.index)
             ).all()
+            # Solutions the oracle allocation already judged need no second run.
+            unjudged = [(sid, code, index) for sid, code, index, correct in solutions if correct is None]
+            session.expunge(problem)
 
-        codes = [code or "" for _, code, _ in solutions]
-        runnable = [code or "" for code, valid in tests if valid]
-        matrix = run_matrix(codes, runnable, limits)
+        matrix = run_matrix(
+            [code or "" for _, code, _, _ in solutions],
+            [code or "" for code, valid in tests if valid],
+            limits,
+        )
         observe_executions("unit_test", (cell for row in matrix for cell in row))
         rows = []
-        for (solution_id, _, _), results in zip(solutions, matrix, strict=True):
+        for (solution_id, _, _, _), results in zip(solutions, matrix, strict=True):
             by_test = iter(results)
             # Invalid tests keep their column, so a row always has one letter per unit test.
             cells = [next(by_test) if valid else None for _, valid in tests]
@@ -60,28 +95,7 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
                     "passed": sum(1 for c in cells if c is not None and c.passed),
                 }
             )
-
-        verdicts: list[dict[str, object]] = []
-        if labels is not None:
-            verdicts = [
-                {
-                    "id": sid,
-                    "correct": index < len(labels) and bool(labels[index]),
-                    "ground_truth_outcome": None,
-                }
-                for sid, _, index in solutions
-            ]
-        elif ground_truth:
-            judged = run_matrix(
-                codes,
-                [ground_truth_test(ground_truth)],
-                limits.model_copy(update={"time_limit_s": limits.ground_truth_time_limit_s}),
-            )
-            observe_executions("ground_truth", (row[0] for row in judged))
-            verdicts = [
-                {"id": sid, "correct": row[0].passed, "ground_truth_outcome": row[0].outcome.value}
-                for (sid, _, _), row in zip(solutions, judged, strict=True)
-            ]
+        verdicts = judge_solutions(problem, unjudged, limits)
 
         with session_scope(self.database_url) as session:
             # A redelivered chunk replaces what an interrupted run of it may have written.
@@ -90,3 +104,26 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
                 session.execute(insert(ExecutionResult), rows)
             if verdicts:
                 session.execute(update(Solution), verdicts)
+
+
+@shared_task(base=ProblemTask, bind=True, name="coderm.sandbox.judge_ground_truth")
+def judge_ground_truth(self: ProblemTask, problem_id: int) -> None:
+    """Judge every valid solution against ground truth (before its tests: the oracle allocation)."""
+    with self.stage(problem_id, "ground_truth"):
+        with session_scope(self.database_url) as session:
+            problem = session.get(Problem, problem_id)
+            if problem is None or not is_active(session, problem_id):
+                return
+            limits = JobConfig.model_validate(problem.job.config).sandbox
+            job_id = problem.job_id
+            unjudged = session.execute(
+                select(Solution.id, Solution.code, Solution.index)
+                .where(Solution.problem_id == problem_id, Solution.valid, Solution.correct.is_(None))
+                .order_by(Solution.index)
+            ).all()
+            session.expunge(problem)
+        verdicts = judge_solutions(problem, [(sid, code, index) for sid, code, index in unjudged], limits)
+        if verdicts:
+            with session_scope(self.database_url) as session:
+                session.execute(update(Solution), verdicts)
+    self.start_allocated(job_id)

@@ -171,6 +171,17 @@ class LocalBackend:
                     samples.append(_to_sample(loaded, row, params.stop, prompt_length, elapsed))
         return samples
 
+    def prompt_features(self, prompt: str) -> list[float]:
+        """The final hidden state (after the model's last norm) at the prompt's last token."""
+        loaded = load_model(self.model, self.device)
+        import torch
+
+        input_ids = self._prompt_ids(loaded, prompt).to(loaded.device)
+        with loaded.lock, torch.inference_mode():
+            output = loaded.model(input_ids=input_ids, output_hidden_states=True)
+        # transformers' last hidden state is taken after the final norm, as SGLang's is.
+        return [float(x) for x in output.hidden_states[-1][0, -1].float().cpu().tolist()]
+
     def _prompt_ids(self, loaded: LoadedModel, prompt: str) -> Any:
         tokenizer = loaded.tokenizer
         if self.chat_format == "chat":

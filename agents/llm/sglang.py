@@ -103,6 +103,20 @@ def read_generate_answer(body: Any, request: GenerateRequest) -> list[Sample]:
     return [_read_output(output) for output in body]
 
 
+def read_prompt_features(body: Any) -> list[float]:
+    """The last prompt row of `meta_info.hidden_states`, whose first element holds one row per prompt
+    token (later elements, one vector each, belong to generated tokens)."""
+    try:
+        output = body[0] if isinstance(body, list) else body
+        rows = output["meta_info"]["hidden_states"][0]
+        last = rows[-1] if rows and isinstance(rows[0], list) else rows
+        return [float(x) for x in last]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise BackendError(
+            "/generate returned no hidden states: start the server with --enable-return-hidden-states"
+        ) from exc
+
+
 def _read_output(output: Any) -> Sample:
     try:
         meta = output["meta_info"]
@@ -144,6 +158,21 @@ class SGLangBackend(ServerBackend):
     def sample_many(self, prompts: Sequence[str], n: int, params: SamplingParams) -> list[list[Sample]]:
         """`n` samples of each prompt, requested all at once."""
         return run_sync(self._sample_many(prompts, n, params))
+
+    def prompt_features(self, prompt: str) -> list[float]:
+        """The final hidden state at the prompt's last token (server started with
+        `--enable-return-hidden-states`)."""
+        return run_sync(self._prompt_features(prompt))
+
+    async def _prompt_features(self, prompt: str) -> list[float]:
+        client = await self.checked_client()
+        payload = {
+            "text": [render_chat(prompt, self.chat_format)],
+            "sampling_params": {"n": 1, "temperature": 0.0, "max_new_tokens": 1},
+            "return_hidden_states": True,
+        }
+        features, _ = await client.request("POST", "/generate", payload, read=read_prompt_features)
+        return features
 
     async def _sample_many(
         self, prompts: Sequence[str], n: int, params: SamplingParams

@@ -1,0 +1,44 @@
+"""What dynamic scaling asks of the agents before a problem's tests are sampled.
+
+`extract_features` (policy queue, next to the policy model) stores the hidden state the probe
+reads. Once it, or the oracle's ground-truth judging, has made a problem ready, a job-level policy
+may be able to allocate (orchestrator/allocation.py).
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from sqlalchemy import update
+
+from agents.features import encode, feature_source, features_backend
+from agents.prompts import render_policy_prompt
+from orchestrator.config import JobConfig
+from orchestrator.db import session_scope
+from orchestrator.models import Problem
+from orchestrator.task_base import LLM_RETRY, ProblemTask, is_active
+
+
+@shared_task(base=ProblemTask, bind=True, name="coderm.policy.extract_features", **LLM_RETRY)
+def extract_features(self: ProblemTask, problem_id: int) -> None:
+    """The policy model's hidden state of the problem's prompt, stored with the problem."""
+    with self.stage(problem_id, "features"):
+        with session_scope(self.database_url) as session:
+            problem = session.get(Problem, problem_id)
+            if problem is None or not is_active(session, problem_id) or problem.features is not None:
+                job_id = problem.job_id if problem is not None else None
+                prompt = None
+            else:
+                job_id = problem.job_id
+                config = JobConfig.model_validate(problem.job.config)
+                prompt = render_policy_prompt(problem.question, problem.policy_prompt, config.prompts)
+        if prompt is not None:
+            backend = features_backend(config, self.settings)
+            vector = backend.prompt_features(prompt)
+            with session_scope(self.database_url) as session:
+                session.execute(
+                    update(Problem)
+                    .where(Problem.id == problem_id)
+                    .values(features=encode(vector), feature_source=feature_source(backend, config))
+                )
+    if job_id is not None:
+        self.start_allocated(job_id)
