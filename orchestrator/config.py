@@ -3,8 +3,9 @@
 Two kinds of configuration live here:
 
 * `Settings` describe the deployment: where the database, broker, result backend and model servers
-  are, and how hard to drive the servers. They come from `CODERM_*` environment variables and never
-  from code, so credentials stay out of the repository.
+  are, how to reach them over TLS, and how hard to drive the servers. They come from `CODERM_*`
+  environment variables and never from code, so credentials stay out of the repository. The
+  database's TLS is part of its URL (`?sslmode=verify-full&sslrootcert=...`, passed to libpq as is).
 * `JobConfig` describes one job: how many solutions and tests, which backend and model each agent
   uses, sampling parameters, sandbox limits. It is chosen at submit time and stored with the job, so
   every worker that touches the job's problems works from the same parameters.
@@ -41,7 +42,8 @@ ChatFormat = Literal["auto", "llama3.1", "llama3", "chat", "raw"]
 class Settings(BaseSettings):
     """Where the services are. Read from `CODERM_*` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="CODERM_", extra="ignore")
+    # Frozen: read once, never changed, and usable as a cache key (one Celery app per deployment).
+    model_config = SettingsConfigDict(env_prefix="CODERM_", extra="ignore", frozen=True)
 
     home: Path = Field(
         default_factory=lambda: Path.home() / ".coderm",
@@ -56,6 +58,18 @@ class Settings(BaseSettings):
     )
     result_backend: str | None = Field(
         default=None, description="Celery result backend (redis://); needed for the canvas' chords."
+    )
+    # TLS to the broker and the result backend. An amqps:// or rediss:// URL turns it on as well; the
+    # files are PEM, and without a CA file the system's trusted CAs verify the server.
+    broker_use_ssl: bool = Field(default=False, description="Connect to the broker over TLS.")
+    broker_ssl_ca_certs: Path | None = Field(default=None, description="CA bundle that signed the broker.")
+    broker_ssl_certfile: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    broker_ssl_keyfile: Path | None = Field(default=None, description="Key of the client certificate.")
+    result_backend_use_ssl: bool = Field(default=False, description="Connect to Redis over TLS.")
+    result_backend_ssl_ca_certs: Path | None = Field(default=None, description="CA bundle that signed Redis.")
+    result_backend_ssl_certfile: Path | None = Field(default=None, description="Client certificate.")
+    result_backend_ssl_keyfile: Path | None = Field(
+        default=None, description="Key of the client certificate."
     )
 
     # Model servers (the `sglang` and `openai` backends). The policy and CodeRM are usually

@@ -3,10 +3,12 @@
     CodermError
      ├── ConfigurationError      settings or options that cannot work (bad URL, missing service)
      ├── ProblemFileError        a problem file that cannot be read; names the file and line
+     ├── InvalidMessageError     a job request or task message that does not fit its schema
      ├── BackendError            an LLM backend failed to produce samples
      │    └── TransientBackendError   worth retrying (connection lost, 429, 5xx)
      ├── NotFoundError           a job (or other object) that does not exist
-     └── PrometheusError         Prometheus could not be reached or refused a query
+     ├── PrometheusError         Prometheus could not be reached or refused a query
+     └── JobTimeoutError         a job not finished within the time a caller waited (a TimeoutError)
 
 The command line turns any CodermError into a one-line message and exit status 2.
 """
@@ -29,6 +31,10 @@ class ProblemFileError(CodermError):
         self.message = message
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {message}")
+
+
+class InvalidMessageError(CodermError):
+    pass
 
 
 class BackendError(CodermError):
@@ -54,4 +60,8 @@ class NotFoundError(CodermError):
 
 
 class PrometheusError(CodermError):
+    pass
+
+
+class JobTimeoutError(CodermError, TimeoutError):
     pass

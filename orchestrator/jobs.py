@@ -1,41 +1,48 @@
-"""Submitting a job: one transaction that writes the job and its problems, then one workflow each."""
+"""A job's life: one transaction that writes the job and its problems, one workflow per problem,
+and cancellation."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from orchestrator.celery_app import as_current
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
 from orchestrator.errors import ProblemFileError
-from orchestrator.models import Job, Problem, ProblemStatus
+from orchestrator.models import FINISHED_PROBLEM_STATES, Job, JobStatus, Problem, ProblemStatus, utcnow
 from orchestrator.problem_files import ProblemFile, ProblemSpec
+from orchestrator.reports import get_job
 
 
-def check_problems_fit_config(problem_file: ProblemFile, config: JobConfig) -> None:
-    """Refuse, before anything is written, a replay job whose problems carry no samples to replay."""
+def config_gaps(problems: Sequence[ProblemSpec], config: JobConfig) -> Iterator[tuple[int, str]]:
+    """Problems that `config` cannot run: (position, what they lack) for each.
+
+    A replay backend needs the problem's samples; the oracle allocation needs true pass rates.
+    """
     for agent, field, option in (
         (config.policy, "solutions", "policy"),
         (config.coderm, "unit_tests", "coderm"),
     ):
         if agent.backend != "replay":
             continue
-        for spec, line in zip(problem_file.problems, problem_file.lines, strict=True):
+        for position, spec in enumerate(problems):
             if getattr(spec, field) is None:
-                raise ProblemFileError(
-                    str(problem_file.path),
-                    line,
+                yield (
+                    position,
                     f"the {option} agent uses the replay backend, but task {spec.task_id!r} has no '{field}'",
                 )
     if config.scaling.policy == "oracle":
-        for spec, line in zip(problem_file.problems, problem_file.lines, strict=True):
+        for position, spec in enumerate(problems):
             if spec.ground_truth is None and spec.solution_labels is None:
-                raise ProblemFileError(
-                    str(problem_file.path),
-                    line,
+                yield (
+                    position,
                     f"the oracle allocation needs true pass rates, but task {spec.task_id!r} has no ground "
                     "truth (HumanEval tests, 'ground_truth', or labelled solutions)",
                 )
@@ -48,6 +55,12 @@ def check_probe_exists(database_url: str, config: JobConfig) -> None:
     if config.scaling.policy in ("greedy", "threshold"):
         with session_scope(database_url) as session:
             load_probe(session, config.scaling.probe)
+
+
+def check_problems_fit_config(problem_file: ProblemFile, config: JobConfig) -> None:
+    """Refuse, before anything is written, a job whose problems its config cannot run."""
+    for position, reason in config_gaps(problem_file.problems, config):
+        raise ProblemFileError(str(problem_file.path), problem_file.lines[position], reason)
 
 
 def create_job(
@@ -108,6 +121,87 @@ def enqueue_job(app: Celery, database_url: str, job_id: str) -> int:
                 .order_by(Problem.position)
             )
         )
-    with app.producer_or_acquire():  # one broker connection for all of them
+    # The canvases are built from shared tasks, which follow Celery's current app: make it `app`,
+    # even where the caller's process has made a Celery app of its own since.
+    with as_current(app), app.producer_or_acquire():  # one broker connection for all of them
         start_problem_workflows(database_url, pending)
     return len(pending)
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What cancelling a job did."""
+
+    job_id: str
+    status: str
+    """The job's status afterwards: `cancelled`, or `completed` if it had finished before."""
+    cancelled_problems: int
+    """Problems this call marked cancelled (those already finished keep their results)."""
+    revoked_tasks: int
+    """Tasks of those problems that workers held (running, prefetched or scheduled) and were told to drop."""
+
+
+def cancel_job(
+    database_url: str, job_id: str, app: Celery | None = None, terminate: bool = False
+) -> Cancellation:
+    """Cancel a job: its unfinished problems and the job are marked cancelled, then the tasks that
+    workers hold for those problems are revoked (with `terminate`, running ones are also stopped).
+
+    Marking is what stops the work: every task checks that its problem is still active before it
+    does anything, so messages still in the queues, which cannot be revoked without their ids,
+    do nothing when they arrive. Revoking only saves the workers from finishing what they hold.
+    Without `app` (the embedded mode) nothing is revoked.
+    """
+    with session_scope(database_url) as session:
+        status, cancelled = mark_job_cancelled(session, job_id)
+    revoked = revoke_problem_tasks(app, set(cancelled), terminate) if app is not None and cancelled else 0
+    return Cancellation(job_id, status, len(cancelled), revoked)
+
+
+def mark_job_cancelled(session: Session, job_id: str) -> tuple[str, list[int]]:
+    """Mark a queued or running job and its unfinished problems cancelled; returns the job's status
+    and the ids of the problems cancelled."""
+    # The same lock as `finish_problem` takes: a problem finishing now is either seen finished here
+    # or finds the job cancelled.
+    session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
+    job = get_job(session, job_id)
+    if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return job.status, []
+    now = utcnow()
+    cancelled = session.scalars(
+        update(Problem)
+        .where(Problem.job_id == job_id, Problem.status.not_in(FINISHED_PROBLEM_STATES))
+        .values(status=ProblemStatus.CANCELLED, error="cancelled", finished_at=now)
+        .returning(Problem.id)
+    ).all()
+    job.status, job.finished_at = JobStatus.CANCELLED, now
+    return job.status, list(cancelled)
+
+
+def revoke_problem_tasks(
+    app: Celery, problem_ids: set[int], terminate: bool = False, timeout_s: float = 1.0
+) -> int:
+    """Revoke the tasks of these problems that any worker holds; returns how many.
+
+    Workers are asked what they run, have prefetched and have scheduled (retries waiting for their
+    countdown); each question waits `timeout_s` for the answers.
+    """
+    inspector = app.control.inspect(timeout=timeout_s)
+    held: list[dict[str, Any]] = []
+    for replies in (inspector.active(), inspector.reserved(), inspector.scheduled()):
+        for requests in (replies or {}).values():
+            # A scheduled entry wraps its request.
+            held.extend(entry.get("request", entry) for entry in requests)
+    ids = sorted({request["id"] for request in held if _problem_of(request) in problem_ids})
+    if ids:
+        app.control.revoke(ids, terminate=terminate)
+    return len(ids)
+
+
+def _problem_of(request: dict[str, Any]) -> int | None:
+    """The problem a held task works on: the first argument of every per-problem task."""
+    if not str(request.get("name", "")).startswith("coderm."):
+        return None
+    args, kwargs = request.get("args") or [], request.get("kwargs") or {}
+    candidate = args[0] if args else kwargs.get("problem_id")
+    return candidate if isinstance(candidate, int) and not isinstance(candidate, bool) else None

@@ -54,6 +54,7 @@ class ProblemStatus(enum.StrEnum):
 
 
 FINISHED_PROBLEM_STATES = (ProblemStatus.COMPLETED, ProblemStatus.FAILED, ProblemStatus.CANCELLED)
+FINISHED_JOB_STATES = (JobStatus.COMPLETED, JobStatus.CANCELLED)
 
 
 class Base(DeclarativeBase):

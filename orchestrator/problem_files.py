@@ -290,6 +290,7 @@ def read_samples(path: Path, line: int, name: str, value: Any) -> tuple[list[str
 
 
 def describe_validation_error(exc: ValidationError) -> str:
+    """Pydantic's errors as one line: `'where' what is wrong; ...`."""
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])

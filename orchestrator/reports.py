@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from orchestrator.db import session_scope
 from orchestrator.errors import NotFoundError
-from orchestrator.models import Job, Problem, Selection, Solution, StageRun, UnitTest
+from orchestrator.models import FINISHED_JOB_STATES, Job, Problem, Selection, Solution, StageRun, UnitTest
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,11 @@ class JobProgress:
     @property
     def finished(self) -> int:
         return sum(self.by_status.get(s, 0) for s in ("completed", "failed", "cancelled"))
+
+    @property
+    def done(self) -> bool:
+        """The job is over: every problem finished, or the job was cancelled."""
+        return self.status in FINISHED_JOB_STATES
 
 
 @dataclass
@@ -81,6 +89,17 @@ def job_progress(session: Session, job_id: str) -> JobProgress:
         for model in (Solution, UnitTest)
     )
     return JobProgress(job.id, job.status, job.n_problems, by_status, solutions, unit_tests)
+
+
+def follow_job(database_url: str, job_id: str, poll_s: float) -> Iterator[JobProgress]:
+    """A job's progress now and then every `poll_s` seconds, until (and including) the first that is done."""
+    while True:
+        with session_scope(database_url) as session:
+            progress = job_progress(session, job_id)
+        yield progress
+        if progress.done:
+            return
+        time.sleep(poll_s)
 
 
 def _sample_counts(

@@ -1,4 +1,5 @@
-"""What every per-problem task shares: its database, stage timing, and failure handling.
+"""What every task shares: message validation and its database; per-problem tasks add stage timing
+and failure handling.
 
 Tasks are thin: they load by id, call pure logic, and store the result. The cross-cutting parts live
 here once rather than in each task.
@@ -13,13 +14,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
+from celery.utils.log import get_task_logger
+from pydantic import BaseModel
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.config import Settings
 from orchestrator.db import session_scope
-from orchestrator.errors import TransientBackendError
+from orchestrator.errors import InvalidMessageError, TransientBackendError
 from orchestrator.evaluation import store_job_metrics
+from orchestrator.messages import ProblemArguments, bind_message
 from orchestrator.metrics import after_commit, observe_job_completed, observe_problem_finished, observe_stage
 from orchestrator.models import (
     FINISHED_PROBLEM_STATES,
@@ -41,13 +46,19 @@ LLM_RETRY: dict[str, Any] = {
 """Task options of the LLM samplers. The HTTP client already retries each request a few times
 within seconds; a server still down after that gets minutes, as a retry of the whole task."""
 
+logger = get_task_logger(__name__)
 
-class ProblemTask(Task):
-    """Base of the tasks that take a problem id as their first argument."""
 
-    # Every such task is idempotent: safe to acknowledge late and to run again after a crash.
-    acks_late = True
-    reject_on_worker_lost = True
+class CodermTask(Task):
+    """Base of our tasks: a message runs only once it fits the task's `arguments_model`.
+
+    A message that does not fit (a missing, surplus or mistyped argument, a job that breaks the
+    problem schema) is rejected without requeueing: logged with its reason, dropped by the broker
+    (or dead-lettered where the queue has a dead-letter exchange), never retried, and the worker
+    goes on with the next one.
+    """
+
+    arguments_model: type[BaseModel]
 
     @property
     def database_url(self) -> str:
@@ -57,6 +68,24 @@ class ProblemTask(Task):
     def settings(self) -> Settings:
         settings: Settings = self.app.conf.coderm_settings
         return settings
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # A task may refuse its message too, for what only the database can tell (InvalidMessageError).
+        try:
+            return super().__call__(**bind_message(self.run, self.arguments_model, args, kwargs))
+        except InvalidMessageError as exc:
+            logger.error("rejected message %s[%s]: %s", self.name, self.request.id, exc)
+            raise Reject(f"invalid message: {exc}", requeue=False) from exc
+
+
+class ProblemTask(CodermTask):
+    """Base of the tasks that take a problem id as their first argument."""
+
+    arguments_model = ProblemArguments
+
+    # Every such task is idempotent: safe to acknowledge late and to run again after a crash.
+    acks_late = True
+    reject_on_worker_lost = True
 
     @contextmanager
     def stage(self, problem_id: int, stage: str, part: int = 0) -> Iterator[None]:
@@ -119,11 +148,15 @@ def finish_problem(
     session: Session, problem_id: int, status: ProblemStatus, error: str | None = None
 ) -> None:
     """Mark a problem finished, and its job too once no problem of it is left."""
-    problem = session.get(Problem, problem_id)
-    if problem is None or problem.status in FINISHED_PROBLEM_STATES:
+    job_id = session.scalar(select(Problem.job_id).where(Problem.id == problem_id))
+    if job_id is None:
         return
-    # Problems of one job finish concurrently; locking the job row makes the last one see all others.
-    session.execute(select(Job.id).where(Job.id == problem.job_id).with_for_update())
+    # Problems of one job finish concurrently, and the job may be cancelled meanwhile: with the job
+    # row locked and the problem read afresh, the last problem sees all others and none undoes a cancel.
+    session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
+    problem = session.get_one(Problem, problem_id, populate_existing=True)
+    if problem.status in FINISHED_PROBLEM_STATES:
+        return
     problem.status = status
     problem.error = error
     problem.finished_at = utcnow()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from celery import chain, chord, group, shared_task
 from celery.canvas import Signature
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from agents.coderm import sample_unit_tests
 from agents.difficulty import extract_features
@@ -28,7 +28,15 @@ from orchestrator.allocation import JOB_LEVEL_POLICIES, plan_tests
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
 from orchestrator.metrics import after_commit, observe_problem_planned
-from orchestrator.models import Job, JobStatus, Problem, ProblemStatus, Solution, utcnow
+from orchestrator.models import (
+    FINISHED_PROBLEM_STATES,
+    Job,
+    JobStatus,
+    Problem,
+    ProblemStatus,
+    Solution,
+    utcnow,
+)
 from orchestrator.task_base import ProblemTask, is_active
 from orchestrator.workflow_rules import coderm_waits_for_policy
 from sandbox.tasks import execute_chunk, judge_ground_truth
@@ -102,8 +110,12 @@ def plan_problem(self: ProblemTask, problem_id: int) -> None:
             )
         problem.n_solutions = config.n_solutions
         plan_tests(self.database_url, config, problem)
-        problem.status = ProblemStatus.RUNNING
-        problem.started_at = problem.started_at or utcnow()
+        # Conditional, so a cancellation that lands after the check above is not undone.
+        session.execute(
+            update(Problem)
+            .where(Problem.id == problem_id, Problem.status.not_in(FINISHED_PROBLEM_STATES))
+            .values(status=ProblemStatus.RUNNING, started_at=func.coalesce(Problem.started_at, utcnow()))
+        )
         session.execute(
             update(Job)
             .where(Job.id == problem.job_id, Job.status == JobStatus.QUEUED)

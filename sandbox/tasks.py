@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, select, update
 from agents.ground_truth import ground_truth_test, label_is_correct
 from orchestrator.config import JobConfig, SandboxLimits
 from orchestrator.db import session_scope
+from orchestrator.messages import SandboxChunkArguments
 from orchestrator.metrics import observe_executions
 from orchestrator.models import ExecutionResult, Problem, Solution, UnitTest
 from orchestrator.task_base import ProblemTask, is_active
@@ -51,7 +52,9 @@ def judge_solutions(
     ]
 
 
-@shared_task(base=ProblemTask, bind=True, name="coderm.sandbox.execute_chunk")
+@shared_task(
+    base=ProblemTask, bind=True, name="coderm.sandbox.execute_chunk", arguments_model=SandboxChunkArguments
+)
 def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: list[int]) -> None:
     """Run the given solutions against every unit test of their problem, and its ground truth."""
     with self.stage(problem_id, "sandbox", part):

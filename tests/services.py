@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,12 +81,18 @@ class WorkerProcess:
 
 
 def spawn_worker(
-    env: dict[str, str], queue: str, log_dir: Path, extra_args: tuple[str, ...] = ("-c", "1")
+    env: dict[str, str],
+    queue: str,
+    log_dir: Path,
+    extra_args: tuple[str, ...] = ("-c", "1"),
+    launcher: Sequence[str] = (),
 ) -> WorkerProcess:
-    """Start `coderm worker -Q queue` (one pool process unless `extra_args` say); `wait_ready` waits."""
-    log = log_dir / f"worker-{queue}-{uuid.uuid4().hex[:6]}.log"
+    """Start `coderm worker -Q queue` (one pool process unless `extra_args` say), behind `launcher`
+    (a command that execs its arguments, e.g. on another host); `wait_ready` waits."""
+    name = f"{queue.replace(',', '-')}-{uuid.uuid4().hex[:6]}"
+    log = log_dir / f"worker-{name}.log"
     process = subprocess.Popen(
-        [CODERM, "worker", "-Q", queue, "-n", f"{queue}-{uuid.uuid4().hex[:6]}@%h", *extra_args],
+        [*launcher, CODERM, "worker", "-Q", queue, "-n", f"{name}@%h", *extra_args],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
