@@ -10,7 +10,7 @@ import pytest
 from celery import Celery
 from kombu import Connection
 from replay_problems import ADD_SOLUTIONS, ADD_TESTS, replay_problems
-from services import rabbitmq_vhost, spawn_worker, stop_worker, wait_ready
+from services import WorkerProcess, rabbitmq_vhost, spawn_worker, stop_worker, wait_ready
 from sqlalchemy import func, select
 
 from orchestrator import client
@@ -31,7 +31,7 @@ def settings_of(env: dict[str, str]) -> Settings:
     )
 
 
-def wait_for_log(worker, needle: str, timeout: float = 120) -> str:  # type: ignore[no-untyped-def]
+def wait_for_log(worker: WorkerProcess, needle: str, timeout: float = 120) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if needle in (log := worker.log_text()):
@@ -256,7 +256,7 @@ def _in_sandbox(settings: Settings, problem_id: int) -> bool:
         return session.scalar(select(Problem.stage).where(Problem.id == problem_id)) == "sandbox"
 
 
-def test_database_tls_comes_from_the_url(service_env: dict[str, str], coderm_cli) -> None:  # type: ignore[no-untyped-def]
+def test_database_tls_comes_from_the_url(service_env: dict[str, str], coderm_cli) -> None:
     # The test server speaks no TLS: a client that requires it must refuse to talk in the clear.
     url = service_env["CODERM_DATABASE_URL"] + "?sslmode=require"
     shown = coderm_cli(["status", "any"], env={**service_env, "CODERM_DATABASE_URL": url}, timeout=60)

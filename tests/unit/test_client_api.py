@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,6 @@ def test_every_function_is_typed_and_documented(name: str) -> None:
     assert "settings" in signature.parameters  # the environment by default, or given explicitly
 
 
-def test_submit_without_a_broker_says_what_to_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_submit_without_a_broker_says_what_to_set(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="submit needs a broker: set CODERM_BROKER_URL"):
         client.submit([{"task_id": "a", "question": "q"}], settings=client.Settings(home=tmp_path))
