@@ -91,33 +91,22 @@ def create_app(settings: Settings | None = None) -> Celery:
     return app
 
 
+# Our setting prefix -> Celery's TLS option for that connection.
+_TLS_OPTIONS = {"broker": "broker_use_ssl", "result_backend": "redis_backend_use_ssl"}
+
+
 def celery_tls_config(settings: Settings) -> dict[str, Any]:
     """Celery's TLS options (`broker_use_ssl`, `redis_backend_use_ssl`) from our settings."""
     config: dict[str, Any] = {}
-    broker = _tls_options(
-        settings.broker_url or "",
-        settings.broker_use_ssl,
-        {
-            "ca_certs": settings.broker_ssl_ca_certs,
-            "certfile": settings.broker_ssl_certfile,
-            "keyfile": settings.broker_ssl_keyfile,
-        },
-        "CODERM_BROKER",
-    )
-    if broker is not None:
-        config["broker_use_ssl"] = broker
-    backend = _tls_options(
-        settings.result_backend or "",
-        settings.result_backend_use_ssl,
-        {
-            "ca_certs": settings.result_backend_ssl_ca_certs,
-            "certfile": settings.result_backend_ssl_certfile,
-            "keyfile": settings.result_backend_ssl_keyfile,
-        },
-        "CODERM_RESULT_BACKEND",
-    )
-    if backend is not None:
-        config["redis_backend_use_ssl"] = backend
+    for prefix, option in _TLS_OPTIONS.items():
+        options = _tls_options(
+            (settings.broker_url if prefix == "broker" else settings.result_backend) or "",
+            getattr(settings, f"{prefix}_use_ssl"),
+            {name: getattr(settings, f"{prefix}_ssl_{name}") for name in ("ca_certs", "certfile", "keyfile")},
+            f"CODERM_{prefix.upper()}",
+        )
+        if options is not None:
+            config[option] = options
     return config
 
 
