@@ -30,13 +30,8 @@ RAW = (COMPOSE_DIR / "compose.yaml").read_text(encoding="utf-8")
 VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})")
 WORKERS = {f"worker-{queue}": queue for queue in QUEUES}
 
-# Read by code of other issues' branches: the agents' model servers (#4) and the metrics port (#7).
-SETTINGS_OF_OTHER_BRANCHES = {
-    "CODERM_POLICY_URL",
-    "CODERM_CODERM_URL",
-    "CODERM_LLM_API_KEY",
-    "CODERM_METRICS_PORT",
-}
+# Read by the metrics exposition of branch issue-7.
+SETTINGS_OF_OTHER_BRANCHES = {"CODERM_METRICS_PORT"}
 # Built on branch issue-7; checked here once they exist.
 MONITORING_DIRS = (REPO / "ops" / "prometheus", REPO / "ops" / "grafana")
 
@@ -145,6 +140,12 @@ def test_each_queue_has_a_worker_whose_command_our_cli_accepts(compose: dict[str
         context = parse_coderm(argv)
         assert context.info_name == "worker" and context.params["queues"] == queue, argv
         assert context.params["concurrency"] >= 1
+        # Sampling waits on the model server: threads; everything else runs in processes.
+        assert context.params["pool"] == ("threads" if queue in ("policy", "coderm") else "prefork"), argv
+    # The LLM workers check, before they consume, that their server serves the model they were given.
+    policy = parse_coderm(command_of(services["worker-policy"]))
+    assert policy.params["policy_model"] == "meta-llama/Meta-Llama-3-8B-Instruct"
+    assert parse_coderm(command_of(services["worker-coderm"])).params["coderm_model"] == "KAKA22/CodeRM-8B"
     assert command_of(services["migrate"]) == ["coderm", "db", "upgrade"]
     parse_coderm(command_of(services["migrate"]))
     every_coderm = [s for s in services.values() if s.get("command") and command_of(s)[0] == "coderm"]
