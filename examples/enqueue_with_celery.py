@@ -30,5 +30,5 @@ job = {
 }
 
 result = app.send_task("coderm.orchestrator.submit_job", kwargs=job, queue="orchestrator")
-# The task returns the job id once a worker has written the job (a rejected job raises instead).
+# The task returns the job id once a worker has written the job; a rejected job returns none.
 print(result.get(timeout=60))

@@ -136,7 +136,6 @@ def test_messages_that_break_their_schema_are_rejected_once_with_the_reason(
         log = by_queue[name.split(".")[1]].log_text()
         line = f"rejected message {name}[{result.id}]: {reason}"
         assert log.count(line) == 1, f"{line!r} not logged exactly once"  # rejected, never retried
-        assert result.state == "FAILURE"
     with session_scope(service_env["CODERM_DATABASE_URL"]) as session:
         assert session.scalar(select(Job.id).where(Job.idempotency_key == key)) is None
     assert all(w.process.poll() is None for w in workers), "a worker died"
