@@ -30,11 +30,6 @@ RAW = (COMPOSE_DIR / "compose.yaml").read_text(encoding="utf-8")
 VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})")
 WORKERS = {f"worker-{queue}": queue for queue in QUEUES}
 
-# Read by the metrics exposition of branch issue-7.
-SETTINGS_OF_OTHER_BRANCHES = {"CODERM_METRICS_PORT"}
-# Built on branch issue-7; checked here once they exist.
-MONITORING_DIRS = (REPO / "ops" / "prometheus", REPO / "ops" / "grafana")
-
 
 def example_env() -> dict[str, str]:
     """.env.example as compose reads a .env file, with every empty secret filled in."""
@@ -152,9 +147,18 @@ def test_each_queue_has_a_worker_whose_command_our_cli_accepts(compose: dict[str
     assert len(every_coderm) == len(WORKERS) + 1
 
 
+def option_variables(command: click.Command) -> set[str]:
+    """The environment variables of every option of a command and its subcommands."""
+    found = {p.envvar for p in command.params if isinstance(p.envvar, str)}
+    for sub in getattr(command, "commands", {}).values():
+        found |= option_variables(sub)
+    return found
+
+
 def test_workers_reach_the_services_by_name_with_settings_coderm_reads(compose: dict[str, Any]) -> None:
     known = {f"CODERM_{name.upper()}" for name in Settings.model_fields}
     known |= {f"CODERM_SANDBOX_{name.upper()}" for name in SandboxPolicy.model_fields}
+    known |= option_variables(cli)
     for name in [*WORKERS, "migrate"]:
         env = compose["services"][name]["environment"]
         assert env["CODERM_DATABASE_URL"].startswith(
@@ -163,7 +167,7 @@ def test_workers_reach_the_services_by_name_with_settings_coderm_reads(compose: 
         assert env["CODERM_BROKER_URL"].startswith("amqp://coderm:example-rabbitmq_password@rabbitmq:5672/")
         assert env["CODERM_RESULT_BACKEND"] == "redis://:example-redis_password@redis:6379/0"
         assert not any("localhost" in str(v) or "127.0.0.1" in str(v) for v in env.values()), name
-        unknown = {k for k in env if k.startswith("CODERM_")} - known - SETTINGS_OF_OTHER_BRANCHES
+        unknown = {k for k in env if k.startswith("CODERM_")} - known
         assert not unknown, f"{name}: settings coderm does not read: {unknown}"
     policy, coderm = compose["services"]["worker-policy"], compose["services"]["worker-coderm"]
     assert policy["environment"]["CODERM_POLICY_URL"] == "http://sglang-policy:30000"
@@ -203,22 +207,56 @@ def test_the_sandbox_worker_may_make_namespaces_and_nothing_more(compose: dict[s
 
 
 def test_mounted_files_exist_and_monitoring_is_provisioned_from_ops(compose: dict[str, Any]) -> None:
-    sources = {
-        volume.split(":")[0]
-        for service in compose["services"].values()
-        for volume in service.get("volumes", [])
-        if volume.startswith(".")
+    services = compose["services"]
+    mounts = {
+        service: dict(volume.split(":")[:2] for volume in services[service].get("volumes", []))
+        for service in services
     }
-    assert {
-        "../prometheus/prometheus.yml",
-        "../prometheus/alerts.yml",
-        "../grafana/provisioning",
-        "../grafana/dashboards",
-    } <= sources
-    for source in sources - {"${JOBS_DIR:-./jobs}", "./jobs"}:
-        path = (COMPOSE_DIR / source).resolve()
-        if any(path.is_relative_to(folder) for folder in MONITORING_DIRS) and not path.parent.exists():
-            continue
-        assert path.exists(), f"{source} is mounted but does not exist"
-    build = compose["services"]["migrate"]["build"]
+    for service, volumes in mounts.items():
+        for source in volumes:
+            if source.startswith(".") and service != "submit":  # submit's folder is the user's
+                assert (COMPOSE_DIR / source).exists(), f"{service} mounts {source}, which does not exist"
+
+    # Prometheus: our scrape config and rules, with this stack's services as targets.
+    prometheus = mounts["prometheus"]
+    assert prometheus["../prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    config = yaml.safe_load((REPO / "ops" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    inside = {target: source for source, target in prometheus.items()}
+    for rule_file in config["rule_files"]:
+        folder, _, name = rule_file.partition("/")
+        assert (COMPOSE_DIR / inside[f"/etc/prometheus/{folder}"] / name).is_file(), rule_file
+    metrics_port = compose["x-coderm"]["environment"]["CODERM_METRICS_PORT"]
+    for job in config["scrape_configs"]:
+        (pattern,) = job["file_sd_configs"][0]["files"]
+        folder, _, glob = pattern.partition("/")
+        (targets,) = (COMPOSE_DIR / inside[f"/etc/prometheus/{folder}"]).glob(glob)
+        for group in json.loads(targets.read_text(encoding="utf-8")):
+            for target in group["targets"]:
+                host, _, port = target.partition(":")
+                assert host in services, f"{targets.name}: {host} is no service of the stack"
+                assert port == (metrics_port if host.startswith("worker-") else "30000"), target
+    scraped = {
+        t.partition(":")[0]
+        for f in (COMPOSE_DIR / "prometheus" / "targets").glob("*.json")
+        for g in json.loads(f.read_text(encoding="utf-8"))
+        for t in g["targets"]
+    }
+    assert set(WORKERS) | {"sglang-policy", "sglang-coderm"} <= scraped
+    alerting = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert [a.partition(":")[0] for a in alerting] == ["alertmanager"]
+
+    # Grafana: our data source and dashboards, where the provisioning looks for them.
+    grafana = mounts["grafana"]
+    assert grafana["../grafana/provisioning"] == "/etc/grafana/provisioning"
+    provider = yaml.safe_load(
+        (REPO / "ops" / "grafana" / "provisioning" / "dashboards" / "coderm.yml").read_text(encoding="utf-8")
+    )
+    assert grafana["../grafana/dashboards"] == provider["providers"][0]["options"]["path"]
+    assert list((REPO / "ops" / "grafana" / "dashboards").glob("*.json"))
+    datasource = yaml.safe_load(
+        (REPO / "ops" / "grafana" / "provisioning" / "datasources" / "coderm.yml").read_text(encoding="utf-8")
+    )
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+
+    build = services["migrate"]["build"]
     assert (COMPOSE_DIR / build["context"] / build["dockerfile"]).resolve() == COMPOSE_DIR / "Dockerfile"
