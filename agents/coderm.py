@@ -16,6 +16,7 @@ from agents.sampling import already_sampled, problem_seed, sample_and_extract, s
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
 from orchestrator.models import Problem, Solution, UnitTest
+from orchestrator.progress import mark_no_tests
 from orchestrator.task_base import LLM_RETRY, ProblemTask, is_active
 from orchestrator.workflow_rules import coderm_waits_for_policy
 
@@ -25,35 +26,41 @@ logger = get_task_logger(__name__)
 @shared_task(base=ProblemTask, bind=True, name="coderm.coderm.sample_unit_tests", **LLM_RETRY)
 def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
     with self.stage(problem_id, "coderm"):
-        with session_scope(self.database_url) as session:
-            if not is_active(session, problem_id) or already_sampled(session, UnitTest, problem_id):
-                return
-            problem = session.get(Problem, problem_id)
-            assert problem is not None
-            config = JobConfig.model_validate(problem.job.config)
-            code = problem.reference_code or session.scalar(
-                select(Solution.code)
-                .where(Solution.problem_id == problem_id, Solution.valid)
-                .order_by(Solution.index)
-                .limit(1)
-            )
-            if code is None and coderm_waits_for_policy(problem, config):
-                logger.info("problem %s has no valid solution to show CodeRM; no tests sampled", problem_id)
-                return
-            prompt = render_coderm_prompt(problem.question, code or "", problem.coderm_prompt, config.prompts)
-            replay, n = problem.replay_unit_tests, problem.n_tests or config.n_tests
-            seed = problem_seed(config.seed, problem.task_id) + 1
+        _sample_unit_tests(self, problem_id)
+    self.continue_problem(problem_id)
 
-        backend, model, extracted = sample_and_extract(
-            "coderm",
-            config.coderm,
-            self.settings,
-            replay,
-            prompt,
-            n,
-            seed,
-            extract_unit_test,
-            clean_unit_test_code,
+
+def _sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
+    with session_scope(self.database_url) as session:
+        if not is_active(session, problem_id) or already_sampled(session, UnitTest, problem_id):
+            return
+        problem = session.get(Problem, problem_id)
+        assert problem is not None
+        config = JobConfig.model_validate(problem.job.config)
+        code = problem.reference_code or session.scalar(
+            select(Solution.code)
+            .where(Solution.problem_id == problem_id, Solution.valid)
+            .order_by(Solution.index)
+            .limit(1)
         )
-        with session_scope(self.database_url) as session:
-            store_samples(session, UnitTest, problem_id, backend, model, extracted)
+        if code is None and coderm_waits_for_policy(problem, config):
+            logger.info("problem %s has no valid solution to show CodeRM; no tests sampled", problem_id)
+            mark_no_tests(session, problem_id)
+            return
+        prompt = render_coderm_prompt(problem.question, code or "", problem.coderm_prompt, config.prompts)
+        replay, n = problem.replay_unit_tests, problem.n_tests or config.n_tests
+        seed = problem_seed(config.seed, problem.task_id) + 1
+
+    backend, model, extracted = sample_and_extract(
+        "coderm",
+        config.coderm,
+        self.settings,
+        replay,
+        prompt,
+        n,
+        seed,
+        extract_unit_test,
+        clean_unit_test_code,
+    )
+    with session_scope(self.database_url) as session:
+        store_samples(session, UnitTest, problem_id, backend, model, extracted)

@@ -25,10 +25,8 @@ def extract_features(self: ProblemTask, problem_id: int) -> None:
         with session_scope(self.database_url) as session:
             problem = session.get(Problem, problem_id)
             if problem is None or not is_active(session, problem_id) or problem.features is not None:
-                job_id = problem.job_id if problem is not None else None
                 prompt = None
             else:
-                job_id = problem.job_id
                 config = JobConfig.model_validate(problem.job.config)
                 prompt = render_policy_prompt(problem.question, problem.policy_prompt, config.prompts)
         if prompt is not None:
@@ -40,5 +38,5 @@ def extract_features(self: ProblemTask, problem_id: int) -> None:
                     .where(Problem.id == problem_id)
                     .values(features=encode(vector), feature_source=feature_source(backend, config))
                 )
-    if job_id is not None:
-        self.start_allocated(job_id)
+    # threshold plans from the features now; greedy allocates once its whole job has them.
+    self.continue_problem(problem_id)

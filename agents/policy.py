@@ -16,27 +16,32 @@ from orchestrator.task_base import LLM_RETRY, ProblemTask, is_active
 @shared_task(base=ProblemTask, bind=True, name="coderm.policy.sample_solutions", **LLM_RETRY)
 def sample_solutions(self: ProblemTask, problem_id: int) -> None:
     with self.stage(problem_id, "policy"):
-        with session_scope(self.database_url) as session:
-            if not is_active(session, problem_id) or already_sampled(session, Solution, problem_id):
-                return
-            problem = session.get(Problem, problem_id)
-            assert problem is not None
-            config = JobConfig.model_validate(problem.job.config)
-            prompt = render_policy_prompt(problem.question, problem.policy_prompt, config.prompts)
-            replay, n = problem.replay_solutions, problem.n_solutions or config.n_solutions
-            seed = problem_seed(config.seed, problem.task_id)
+        _sample_solutions(self, problem_id)
+    self.continue_problem(problem_id)
 
-        # Sampling takes long; no transaction stays open meanwhile.
-        backend, model, extracted = sample_and_extract(
-            "policy",
-            config.policy,
-            self.settings,
-            replay,
-            prompt,
-            n,
-            seed,
-            extract_solution,
-            check_solution_code,
-        )
-        with session_scope(self.database_url) as session:
-            store_samples(session, Solution, problem_id, backend, model, extracted)
+
+def _sample_solutions(self: ProblemTask, problem_id: int) -> None:
+    with session_scope(self.database_url) as session:
+        if not is_active(session, problem_id) or already_sampled(session, Solution, problem_id):
+            return
+        problem = session.get(Problem, problem_id)
+        assert problem is not None
+        config = JobConfig.model_validate(problem.job.config)
+        prompt = render_policy_prompt(problem.question, problem.policy_prompt, config.prompts)
+        replay, n = problem.replay_solutions, problem.n_solutions or config.n_solutions
+        seed = problem_seed(config.seed, problem.task_id)
+
+    # Sampling takes long; no transaction stays open meanwhile.
+    backend, model, extracted = sample_and_extract(
+        "policy",
+        config.policy,
+        self.settings,
+        replay,
+        prompt,
+        n,
+        seed,
+        extract_solution,
+        check_solution_code,
+    )
+    with session_scope(self.database_url) as session:
+        store_samples(session, Solution, problem_id, backend, model, extracted)

@@ -58,11 +58,14 @@ def true_pass_rate(session: Session, problem: Problem) -> float:
 
 
 def plan_tests(database_url: str, config: JobConfig, problem: Problem) -> None:
-    """Set a problem's n_tests in its plan step; job-level policies leave it to `allocate_job_if_ready`."""
+    """Set a problem's n_tests: fixed at once, threshold once its features are in; job-level
+    policies leave it to `allocate_job_if_ready`."""
     scaling = config.scaling
     if problem.allocation is not None or scaling.policy in JOB_LEVEL_POLICIES:
         return
     if scaling.policy == "threshold":
+        if problem.features is None:
+            return  # planned again once the features are in (orchestrator/progress.py)
         rate = predicted_pass_rates(database_url, config, [problem])[0]
         problem.predicted_pass_rate = rate
         problem.n_tests = allocate_threshold(rate, scaling.tau, scaling.min_tests, scaling.max_tests)

@@ -35,27 +35,21 @@ TASK_MODULES = (
     "agents.difficulty",
 )
 
-TASK_ROUTES = {f"coderm.{queue}.*": {"queue": queue} for queue in QUEUES} | {
-    # Celery's own chord helper, used by result backends without native chord support.
-    "celery.chord_unlock": {"queue": "orchestrator"},
-}
+TASK_ROUTES = (
+    {f"coderm.{queue}.*": {"queue": queue} for queue in QUEUES}
+    | {
+        # Celery's own chord helper, used by result backends without native chord support.
+    }
+)
 
 
 def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app configured from `settings` (the environment by default), with our tasks loaded."""
     settings = settings or Settings()
-    if settings.embedded:
-        from orchestrator.embedded import InProcessResultBackend
-
-        broker: str = "memory://"
-        backend: object = InProcessResultBackend
-    else:
-        if not settings.result_backend:
-            raise ConfigurationError(
-                "CODERM_BROKER_URL is set but CODERM_RESULT_BACKEND is not; the per-problem workflow "
-                "joins its parallel steps through the result backend (e.g. redis://host:6379/0)"
-            )
-        broker, backend = settings.broker_url or "", settings.result_backend
+    # The workflow keeps its state in the database (orchestrator/progress.py), not in task results:
+    # a result backend is optional, for those who watch task states, and never needed to finish a job.
+    broker = "memory://" if settings.embedded else settings.broker_url or ""
+    backend = None if settings.embedded else settings.result_backend
 
     app = Celery("coderm", broker=broker, backend=backend, set_as_current=True)
     app.conf.update(
@@ -76,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"polling_interval": 0.05} if settings.embedded else {},
         result_expires=7 * 24 * 3600,
+        task_ignore_result=backend is None,
         worker_hijack_root_logger=False,
         coderm_database_url=settings.effective_database_url,
         # Tasks read the deployment settings (model servers, devices) from here: read once per process.

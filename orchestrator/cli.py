@@ -224,6 +224,22 @@ def cancel(job_id: str, terminate: bool) -> None:
         stdout.print(f"job {job_id} is {done.status}: nothing to cancel", highlight=False)
 
 
+@cli.command()
+@click.argument("job_id", metavar="JOB")
+def resume(job_id: str) -> None:
+    """Carry job JOB on from what the database says is done: after a broker lost its queues, or a
+    worker or message was lost. Steps still queued may run twice, which costs work, not data."""
+    from orchestrator.jobs import resume_job
+
+    settings = Settings()
+    app = prepare_app(settings)
+    done = resume_job(app, settings.effective_database_url, job_id)
+    if done.restarted:
+        stdout.print(f"job {job_id}: {done.restarted} unfinished problems resumed", highlight=False)
+    else:
+        stdout.print(f"job {job_id} is {done.status}: nothing to resume", highlight=False)
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option(
     "-Q",

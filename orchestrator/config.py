@@ -57,7 +57,9 @@ class Settings(BaseSettings):
         default=None, description="Celery broker (amqp:// or redis://); unset means embedded (in-memory)."
     )
     result_backend: str | None = Field(
-        default=None, description="Celery result backend (redis://); needed for the canvas' chords."
+        default=None,
+        description="Celery result backend (redis://); optional: task states only, the workflow keeps "
+        "its state in the database.",
     )
     # TLS to the broker and the result backend. An amqps:// or rediss:// URL turns it on as well; the
     # files are PEM, and without a CA file the system's trusted CAs verify the server.

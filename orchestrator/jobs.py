@@ -111,7 +111,7 @@ def create_job(
 
 def enqueue_job(app: Celery, database_url: str, job_id: str) -> int:
     """Start the workflow of every pending problem of a job; returns how many were started."""
-    from orchestrator.workflow import start_problem_workflows
+    from orchestrator.workflow import start_problems
 
     with session_scope(database_url) as session:
         pending = list(
@@ -124,7 +124,7 @@ def enqueue_job(app: Celery, database_url: str, job_id: str) -> int:
     # The canvases are built from shared tasks, which follow Celery's current app: make it `app`,
     # even where the caller's process has made a Celery app of its own since.
     with as_current(app), app.producer_or_acquire():  # one broker connection for all of them
-        start_problem_workflows(database_url, pending)
+        start_problems(app, pending)
     return len(pending)
 
 
@@ -205,3 +205,52 @@ def _problem_of(request: dict[str, Any]) -> int | None:
     args, kwargs = request.get("args") or [], request.get("kwargs") or {}
     candidate = args[0] if args else kwargs.get("problem_id")
     return candidate if isinstance(candidate, int) and not isinstance(candidate, bool) else None
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """What resuming a job did."""
+
+    job_id: str
+    status: str
+    restarted: int
+    """Unfinished problems whose next steps were sent again."""
+
+
+def resume_job(app: Celery, database_url: str, job_id: str) -> Resumption:
+    """Send again what every unfinished problem of a job needs next, as the database tells it.
+
+    For a broker that lost its queues, or messages lost any other way: each problem forgets which
+    steps it had sent and goes on from what its data says is done. Steps whose messages were in
+    fact still queued run twice; they are idempotent, so that costs work, never data.
+    """
+    from orchestrator.allocation import allocate_job_if_ready
+    from orchestrator.progress import NO_TESTS, advance, send
+    from orchestrator.workflow import start_problems
+
+    with session_scope(database_url) as session:
+        job = get_job(session, job_id)
+        if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return Resumption(job_id, job.status, 0)
+        unfinished = list(
+            session.scalars(
+                select(Problem)
+                .where(Problem.job_id == job_id, Problem.status.not_in(FINISHED_PROBLEM_STATES))
+                .order_by(Problem.position)
+            )
+        )
+        for problem in unfinished:
+            problem.progress = {k: v for k, v in (problem.progress or {}).items() if k == NO_TESTS}
+        pending = [p.id for p in unfinished if p.status == ProblemStatus.PENDING]
+        running = [p.id for p in unfinished if p.status == ProblemStatus.RUNNING]
+    with as_current(app):
+        start_problems(app, pending)
+        for problem_id in running:
+            with session_scope(database_url) as session:
+                send(app, advance(session, database_url, problem_id).messages)
+        with session_scope(database_url) as session:
+            allocated = allocate_job_if_ready(session, database_url, job_id)
+        for problem_id in allocated:
+            with session_scope(database_url) as session:
+                send(app, advance(session, database_url, problem_id).messages)
+    return Resumption(job_id, JobStatus.RUNNING, len(unfinished))

@@ -5,7 +5,7 @@ queue is untrusted input. Every task of ours names the model of its arguments (`
 `orchestrator.task_base.CodermTask` checks each message against it before the task runs and refuses
 one that does not fit, with the reason logged, instead of running, failing or retrying on it.
 
-    ProblemArguments          plan_problem, sample_solutions, sample_unit_tests, dispatch_execution,
+    ProblemArguments          plan_problem, sample_solutions, sample_unit_tests, extract_features,
                               select_solution: one problem id
     SandboxChunkArguments     execute_chunk: a problem id, a chunk number and solution ids
     JobRequest                submit_job: a whole job from another service (the public contract,

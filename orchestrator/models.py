@@ -121,6 +121,8 @@ class Problem(Base):
     predicted_pass_rate: Mapped[float | None] = mapped_column(Float)
     features: Mapped[bytes | None] = mapped_column(LargeBinary)
     feature_source: Mapped[str | None] = mapped_column(String(512))
+    # Which steps of the workflow were sent (orchestrator/progress.py), so each is sent once.
+    progress: Mapped[dict[str, Any] | None]
 
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -16,8 +16,10 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject
 from celery.utils.log import get_task_logger
+from kombu.exceptions import OperationalError as BrokerOperationalError
 from pydantic import BaseModel
 from sqlalchemy import delete, exists, select, update
+from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 from sqlalchemy.orm import Session
 
 from orchestrator.config import Settings
@@ -36,8 +38,11 @@ from orchestrator.models import (
     utcnow,
 )
 
+# A database or broker that is briefly away (a restart, a failover) is waited for, not failed on.
+TRANSIENT_ERRORS = (DatabaseOperationalError, BrokerOperationalError)
+
 LLM_RETRY: dict[str, Any] = {
-    "autoretry_for": (TransientBackendError,),
+    "autoretry_for": (TransientBackendError, *TRANSIENT_ERRORS),
     "max_retries": 3,
     "retry_backoff": 30,
     "retry_backoff_max": 600,
@@ -86,6 +91,11 @@ class ProblemTask(CodermTask):
     # Every such task is idempotent: safe to acknowledge late and to run again after a crash.
     acks_late = True
     reject_on_worker_lost = True
+    autoretry_for = TRANSIENT_ERRORS
+    retry_backoff = 2
+    retry_backoff_max = 60
+    retry_jitter = True
+    max_retries = 20
 
     @contextmanager
     def stage(self, problem_id: int, stage: str, part: int = 0) -> Iterator[None]:
@@ -114,15 +124,24 @@ class ProblemTask(CodermTask):
                 )
             )
 
+    def continue_problem(self, problem_id: int) -> None:
+        """Send whatever this step made possible (orchestrator/progress.py)."""
+        from orchestrator.progress import advance, send
+
+        with session_scope(self.database_url) as session:
+            step = advance(session, self.database_url, problem_id)
+            send(self.app, step.messages)
+        if step.allocate_job is not None:
+            self.start_allocated(step.allocate_job)
+
     def start_allocated(self, job_id: str) -> None:
-        """Start the workflows of a greedy or oracle job once its last problem got ready (or failed)."""
+        """Allocate a greedy or oracle job once its last problem got ready (or failed), and go on."""
         from orchestrator.allocation import allocate_job_if_ready
-        from orchestrator.workflow import start_problem_workflows
 
         with session_scope(self.database_url) as session:
             ready = allocate_job_if_ready(session, self.database_url, job_id)
-        if ready:
-            start_problem_workflows(self.database_url, ready, with_plan=False)
+        for problem_id in ready:
+            self.continue_problem(problem_id)
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         problem_id = args[0] if args else kwargs.get("problem_id")

@@ -107,6 +107,7 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
                 session.execute(insert(ExecutionResult), rows)
             if verdicts:
                 session.execute(update(Solution), verdicts)
+    self.continue_problem(problem_id)  # the last chunk to finish sends the vote
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.sandbox.judge_ground_truth")
@@ -118,7 +119,6 @@ def judge_ground_truth(self: ProblemTask, problem_id: int) -> None:
             if problem is None or not is_active(session, problem_id):
                 return
             limits = JobConfig.model_validate(problem.job.config).sandbox
-            job_id = problem.job_id
             unjudged = session.execute(
                 select(Solution.id, Solution.code, Solution.index)
                 .where(Solution.problem_id == problem_id, Solution.valid, Solution.correct.is_(None))
@@ -129,4 +129,4 @@ def judge_ground_truth(self: ProblemTask, problem_id: int) -> None:
         if verdicts:
             with session_scope(self.database_url) as session:
                 session.execute(update(Solution), verdicts)
-    self.start_allocated(job_id)
+    self.continue_problem(problem_id)  # judged: the oracle may allocate now

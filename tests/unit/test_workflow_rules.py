@@ -5,7 +5,7 @@ from __future__ import annotations
 from agents.prompts import PromptTemplates
 from orchestrator.config import AgentConfig, JobConfig
 from orchestrator.models import Problem
-from orchestrator.workflow import chunk_ids
+from orchestrator.progress import chunk_ids
 from orchestrator.workflow_rules import coderm_waits_for_policy
 
 
