@@ -70,7 +70,17 @@ def create_app(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"polling_interval": 0.05} if settings.embedded else {},
         result_expires=7 * 24 * 3600,
-        task_ignore_result=backend is None,
+        # Our steps keep their results in the database; storing them again in a result backend would
+        # only make a Redis outage fail steps that did their work. (submit_job keeps its result,
+        # the job id, for producers that wait for it.)
+        task_ignore_result=True,
+        # A broker restart (or failover) takes seconds: publishing waits for it rather than failing.
+        task_publish_retry_policy={
+            "max_retries": 20,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 3,
+        },
         worker_hijack_root_logger=False,
         coderm_database_url=settings.effective_database_url,
         # Tasks read the deployment settings (model servers, devices) from here: read once per process.

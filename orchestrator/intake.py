@@ -28,6 +28,7 @@ from orchestrator.task_base import CodermTask
     # job a first delivery wrote, and starting its pending problems again only repeats idempotent steps.
     acks_late=True,
     reject_on_worker_lost=True,
+    ignore_result=False,
 )
 def submit_job(
     self: CodermTask,

@@ -13,7 +13,6 @@ import os
 import selectors
 import struct
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import IO, Any
@@ -48,7 +47,8 @@ class Jail:
         # The cgroup holds the jail, a solution child and a test child: room for two address spaces.
         ceiling = max(memory_bytes * 2 + (256 << 20), self.policy.cgroup_memory_mb << 20)
         self.spec = build_launch(self.policy, memory_bytes=ceiling)
-        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the jail; close() closes it
+        # In memory, not in TMPDIR: a full temporary folder must not keep jails from starting.
+        self.stderr = os.fdopen(os.memfd_create("coderm-jail-stderr", 0), "w+b")  # close() closes it
         self.process = subprocess.Popen(
             self.spec.argv,
             stdin=subprocess.PIPE,

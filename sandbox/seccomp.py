@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
-import tempfile
 from collections.abc import Iterable
 from typing import IO
 
@@ -56,7 +56,8 @@ def compile_filter(denied: Iterable[str]) -> IO[bytes] | None:
     for flag in _CLONE_NAMESPACE_FLAGS:
         syscall_filter.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
     syscall_filter.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
-    bpf = tempfile.TemporaryFile()  # noqa: SIM115 - handed to bubblewrap; LaunchSpec.cleanup closes it
+    # In memory, not in TMPDIR: a full temporary folder must not keep jails from starting.
+    bpf = os.fdopen(os.memfd_create("coderm-seccomp", 0), "w+b")  # LaunchSpec.cleanup closes it
     syscall_filter.export_bpf(bpf)
     bpf.seek(0)
     return bpf

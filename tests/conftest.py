@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from services import (
+    ADMIN_POSTGRES_URL,
     WorkerProcess,
     rabbitmq_vhost,
     run_coderm,
@@ -24,9 +25,6 @@ from services import (
 )
 from sqlalchemy import create_engine, text
 
-ADMIN_POSTGRES_URL = os.environ.get(
-    "CODERM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 DATA = Path(__file__).parent / "data"
 
 

@@ -68,7 +68,8 @@ def numbered_responder(prompt: str, k: int) -> str:
 class Fault:
     """What the server does to the next request for `path` instead of answering it."""
 
-    kind: str  # "status", "delay" (then answers), "drop" (closes the connection, no answer)
+    kind: str  # "status", "delay" (then answers), "drop" (closes the connection, no answer),
+    # "garbage" (200 with a body that is not JSON, as a proxy's error page or a cut-off answer)
     status: int = 500
     seconds: float = 0.0
     retry_after: float | None = None
@@ -293,6 +294,14 @@ class _Handler(BaseHTTPRequestHandler):
         fault = state.take_fault(path)
         if fault is not None and fault.kind == "drop":
             self.close_connection = True
+            return
+        if fault is not None and fault.kind == "garbage":
+            data = b"<html><body>502 Bad Gateway</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)

@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+ADMIN_POSTGRES_URL = os.environ.get(
+    "CODERM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 RABBITMQ_URL = os.environ.get("CODERM_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
 REDIS_URL = os.environ.get("CODERM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CODERM = str(Path(sys.executable).with_name("coderm"))

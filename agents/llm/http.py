@@ -167,7 +167,9 @@ class ServerClient:
         try:
             return response.json(), seconds
         except ValueError as exc:
-            raise BackendError(f"{where}: the answer is not JSON: {response.text[:200]!r}") from exc
+            # A cut-off body or a proxy's error page: the server (or what stands before it) is having
+            # a bad moment, so ask again.
+            raise TransientBackendError(f"{where}: the answer is not JSON: {response.text[:200]!r}") from exc
 
     async def once(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
         """`make()`'s result, computed once per client and key; a failure is not remembered."""
