@@ -35,12 +35,7 @@ TASK_MODULES = (
     "agents.difficulty",
 )
 
-TASK_ROUTES = (
-    {f"coderm.{queue}.*": {"queue": queue} for queue in QUEUES}
-    | {
-        # Celery's own chord helper, used by result backends without native chord support.
-    }
-)
+TASK_ROUTES = {f"coderm.{queue}.*": {"queue": queue} for queue in QUEUES}
 
 
 def create_app(settings: Settings | None = None) -> Celery:

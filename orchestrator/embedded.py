@@ -1,4 +1,4 @@
-"""The embedded default: the same tasks and canvas, run by a worker inside this process.
+"""The embedded default: the same tasks and workflow, run by a worker inside this process.
 
 `coderm run` without `CODERM_BROKER_URL` uses kombu's in-memory broker and a thread-pool worker in a
 background thread, so no service has to run.

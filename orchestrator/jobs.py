@@ -121,7 +121,7 @@ def enqueue_job(app: Celery, database_url: str, job_id: str) -> int:
                 .order_by(Problem.position)
             )
         )
-    # The canvases are built from shared tasks, which follow Celery's current app: make it `app`,
+    # The first steps are sent by name through Celery's current app: make it `app`,
     # even where the caller's process has made a Celery app of its own since.
     with as_current(app), app.producer_or_acquire():  # one broker connection for all of them
         start_problems(app, pending)

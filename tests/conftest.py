@@ -8,22 +8,20 @@ task, so the shared server is used as it is. Workers are real `coderm worker` pr
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from services import (
-    ADMIN_POSTGRES_URL,
     WorkerProcess,
     rabbitmq_vhost,
     run_coderm,
+    scratch_database,
     services_environment,
     spawn_worker,
     stop_worker,
     wait_ready,
 )
-from sqlalchemy import create_engine, text
 
 DATA = Path(__file__).parent / "data"
 
@@ -36,16 +34,8 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, empty Postgres database for this session."""
-    name = f"coderm_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(ADMIN_POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("coderm_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
 ADMIN_POSTGRES_URL = os.environ.get(
     "CODERM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -23,6 +26,25 @@ RABBITMQ_URL = os.environ.get("CODERM_TEST_RABBITMQ_URL", "amqp://guest:guest@12
 REDIS_URL = os.environ.get("CODERM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CODERM = str(Path(sys.executable).with_name("coderm"))
 REPO = Path(__file__).parent.parent
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty Postgres database, dropped afterwards.
+
+    The admin engine keeps no pooled connections: the fault tests restart Postgres, and a pooled
+    connection from before a restart would fail the drop at the end of the session.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(ADMIN_POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from replay_problems import write_replay_file
+from services import scratch_database
 from sqlalchemy import create_engine, func, select
 
 from orchestrator.models import Job
@@ -92,22 +93,10 @@ def test_an_unreachable_database_fails_fast(tmp_path: Path, service_env: dict[st
 
 
 def test_a_database_without_the_schema_is_named(
-    tmp_path: Path, service_env: dict[str, str], postgres_url: str, coderm_cli
+    tmp_path: Path, service_env: dict[str, str], coderm_cli
 ) -> None:
-    import uuid
-
-    from sqlalchemy import text
-
-    name = f"coderm_unmigrated_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(postgres_url.rsplit("/", 1)[0] + "/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        problems = write_replay_file(tmp_path / "replay.jsonl", count=1)
-        env = dict(service_env, CODERM_DATABASE_URL=postgres_url.rsplit("/", 1)[0] + f"/{name}")
+    problems = write_replay_file(tmp_path / "replay.jsonl", count=1)
+    with scratch_database("coderm_unmigrated") as unmigrated_url:
+        env = dict(service_env, CODERM_DATABASE_URL=unmigrated_url)
         result = coderm_cli(["submit", str(problems)], env=env, timeout=60)
-        assert result.returncode == 2 and "has no coderm schema: run `coderm db upgrade`" in result.stderr
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    assert result.returncode == 2 and "has no coderm schema: run `coderm db upgrade`" in result.stderr
