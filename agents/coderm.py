@@ -15,9 +15,9 @@ from agents.prompts import render_coderm_prompt
 from agents.sampling import already_sampled, problem_seed, sample_and_extract, store_samples
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
-from orchestrator.models import Problem, Solution, UnitTest
+from orchestrator.models import Solution, UnitTest
 from orchestrator.progress import mark_no_tests
-from orchestrator.task_base import LLM_RETRY, ProblemTask, is_active
+from orchestrator.task_base import LLM_RETRY, ProblemTask, active_problem
 from orchestrator.workflow_rules import coderm_waits_for_policy
 
 logger = get_task_logger(__name__)
@@ -32,10 +32,9 @@ def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
 
 def _sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
     with session_scope(self.database_url) as session:
-        if not is_active(session, problem_id) or already_sampled(session, UnitTest, problem_id):
+        problem = active_problem(session, problem_id)
+        if problem is None or already_sampled(session, UnitTest, problem_id):
             return
-        problem = session.get(Problem, problem_id)
-        assert problem is not None
         config = JobConfig.model_validate(problem.job.config)
         code = problem.reference_code or session.scalar(
             select(Solution.code)

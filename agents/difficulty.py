@@ -15,7 +15,7 @@ from agents.prompts import render_policy_prompt
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
 from orchestrator.models import Problem
-from orchestrator.task_base import LLM_RETRY, ProblemTask, is_active
+from orchestrator.task_base import LLM_RETRY, ProblemTask, active_problem
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.policy.extract_features", **LLM_RETRY)
@@ -23,8 +23,8 @@ def extract_features(self: ProblemTask, problem_id: int) -> None:
     """The policy model's hidden state of the problem's prompt, stored with the problem."""
     with self.stage(problem_id, "features"):
         with session_scope(self.database_url) as session:
-            problem = session.get(Problem, problem_id)
-            if problem is None or not is_active(session, problem_id) or problem.features is not None:
+            problem = active_problem(session, problem_id)
+            if problem is None or problem.features is not None:
                 prompt = None
             else:
                 config = JobConfig.model_validate(problem.job.config)

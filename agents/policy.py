@@ -9,8 +9,8 @@ from agents.prompts import render_policy_prompt
 from agents.sampling import already_sampled, problem_seed, sample_and_extract, store_samples
 from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
-from orchestrator.models import Problem, Solution
-from orchestrator.task_base import LLM_RETRY, ProblemTask, is_active
+from orchestrator.models import Solution
+from orchestrator.task_base import LLM_RETRY, ProblemTask, active_problem
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.policy.sample_solutions", **LLM_RETRY)
@@ -22,10 +22,9 @@ def sample_solutions(self: ProblemTask, problem_id: int) -> None:
 
 def _sample_solutions(self: ProblemTask, problem_id: int) -> None:
     with session_scope(self.database_url) as session:
-        if not is_active(session, problem_id) or already_sampled(session, Solution, problem_id):
+        problem = active_problem(session, problem_id)
+        if problem is None or already_sampled(session, Solution, problem_id):
             return
-        problem = session.get(Problem, problem_id)
-        assert problem is not None
         config = JobConfig.model_validate(problem.job.config)
         prompt = render_policy_prompt(problem.question, problem.policy_prompt, config.prompts)
         replay, n = problem.replay_solutions, problem.n_solutions or config.n_solutions

@@ -15,18 +15,17 @@ from orchestrator.config import JobConfig
 from orchestrator.db import session_scope
 from orchestrator.evaluation import store_problem_score
 from orchestrator.metrics import after_commit, observe_problem_scored
-from orchestrator.models import ExecutionResult, Problem, ProblemStatus, Selection, Solution, UnitTest
-from orchestrator.task_base import ProblemTask, finish_problem, is_active
+from orchestrator.models import ExecutionResult, ProblemStatus, Selection, Solution, UnitTest
+from orchestrator.task_base import ProblemTask, active_problem, finish_problem
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.voter.select_solution")
 def select_solution(self: ProblemTask, problem_id: int) -> None:
     """Pick the problem's solution; where ground truth exists, also score the pick and the tests."""
     with self.stage(problem_id, "vote"), session_scope(self.database_url) as session:
-        if not is_active(session, problem_id):
+        problem = active_problem(session, problem_id)
+        if problem is None:
             return
-        problem = session.get(Problem, problem_id)
-        assert problem is not None
         seed = JobConfig.model_validate(problem.job.config).seed
         samples = session.execute(
             select(Solution.id, Solution.valid, Solution.correct, ExecutionResult.outcomes)

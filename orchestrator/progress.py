@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from celery import Celery
-from sqlalchemy import exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
 
 from orchestrator.allocation import plan_tests
 from orchestrator.config import JobConfig, ScalingPolicy
@@ -94,24 +94,28 @@ def next_steps(state: ProblemState) -> list[str]:
 
 
 def _state(session: Session, problem: Problem, config: JobConfig) -> ProblemState:
-    def any_row(*conditions: object) -> bool:
-        return bool(session.scalar(select(exists().where(*conditions))))  # type: ignore[arg-type]
-
     valid = (Solution.problem_id == problem.id, Solution.valid)
+    executed = select(ExecutionResult.id).where(ExecutionResult.solution_id == Solution.id).exists()
+    # One round trip for everything the rows say; advance runs after every step of every problem.
+    any_solution, any_unjudged, any_test, any_unexecuted = session.execute(
+        select(
+            select(Solution.id).where(Solution.problem_id == problem.id).exists(),
+            select(Solution.id).where(*valid, Solution.correct.is_(None)).exists(),
+            select(UnitTest.id).where(UnitTest.problem_id == problem.id).exists(),
+            select(Solution.id).where(*valid, ~executed).exists(),
+        )
+    ).one()
     progress = problem.progress or {}
-    unexecuted = (
-        select(Solution.id).where(*valid).where(~exists().where(ExecutionResult.solution_id == Solution.id))
-    )
     return ProblemState(
         policy=config.scaling.policy,
         planned=problem.status == ProblemStatus.RUNNING,
         tests_decided=problem.n_tests is not None,
         has_features=problem.features is not None,
-        solutions_sampled=any_row(Solution.problem_id == problem.id),
-        solutions_judged=problem.replay_labels is not None or not any_row(*valid, Solution.correct.is_(None)),
-        tests_sampled=NO_TESTS in progress or any_row(UnitTest.problem_id == problem.id),
+        solutions_sampled=any_solution,
+        solutions_judged=problem.replay_labels is not None or not any_unjudged,
+        tests_sampled=NO_TESTS in progress or any_test,
         coderm_waits=coderm_waits_for_policy(problem, config),
-        execution_complete=session.scalar(select(func.count()).select_from(unexecuted.subquery())) == 0,
+        execution_complete=not any_unexecuted,
         sent=frozenset(progress),
     )
 
@@ -150,9 +154,12 @@ def advance(session: Session, database_url: str, problem_id: int) -> Advance:
     The caller sends them before its transaction commits: if the commit is lost, the step that
     called `advance` runs again and sends them again, which the steps' idempotence absorbs.
     """
-    problem = session.execute(
-        select(Problem).where(Problem.id == problem_id).with_for_update()
-    ).scalar_one_or_none()
+    problem = session.scalar(
+        select(Problem)
+        .options(joinedload(Problem.job))
+        .where(Problem.id == problem_id)
+        .with_for_update(of=Problem)  # the problem's row only: the job's is shared by all its problems
+    )
     if problem is None or problem.status in FINISHED_PROBLEM_STATES:
         return Advance([])
     config = JobConfig.model_validate(problem.job.config)

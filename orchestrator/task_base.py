@@ -20,7 +20,7 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from pydantic import BaseModel
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import OperationalError as DatabaseOperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from orchestrator.config import Settings
 from orchestrator.db import session_scope
@@ -157,10 +157,14 @@ class ProblemTask(CodermTask):
             self.start_allocated(job_id)
 
 
-def is_active(session: Session, problem_id: int) -> bool:
-    """False once a problem has finished (or been cancelled): its remaining steps do nothing."""
-    status = session.scalar(select(Problem.status).where(Problem.id == problem_id))
-    return status is not None and status not in FINISHED_PROBLEM_STATES
+def active_problem(session: Session, problem_id: int) -> Problem | None:
+    """The problem with its job, in one query; None once it has finished (or been cancelled), as its
+    remaining steps then do nothing."""
+    return session.scalar(
+        select(Problem)
+        .options(joinedload(Problem.job))
+        .where(Problem.id == problem_id, Problem.status.not_in(FINISHED_PROBLEM_STATES))
+    )
 
 
 def finish_problem(

@@ -20,7 +20,7 @@ from orchestrator.db import session_scope
 from orchestrator.metrics import after_commit, observe_problem_planned
 from orchestrator.models import FINISHED_PROBLEM_STATES, Job, JobStatus, Problem, ProblemStatus, utcnow
 from orchestrator.progress import TASKS, Message, send
-from orchestrator.task_base import ProblemTask, is_active
+from orchestrator.task_base import ProblemTask, active_problem
 
 
 def start_problems(app: Celery, problem_ids: list[int]) -> None:
@@ -32,8 +32,8 @@ def start_problems(app: Celery, problem_ids: list[int]) -> None:
 def plan_problem(self: ProblemTask, problem_id: int) -> None:
     """Fix how many solutions and tests the problem gets, and mark it (and its job) running."""
     with self.stage(problem_id, "plan"), session_scope(self.database_url) as session:
-        problem = session.get(Problem, problem_id)
-        if problem is None or not is_active(session, problem_id):
+        problem = active_problem(session, problem_id)
+        if problem is None:
             return
         config = JobConfig.model_validate(problem.job.config)
         problem.n_solutions = config.n_solutions

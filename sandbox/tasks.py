@@ -19,7 +19,7 @@ from orchestrator.db import session_scope
 from orchestrator.messages import SandboxChunkArguments
 from orchestrator.metrics import observe_executions
 from orchestrator.models import ExecutionResult, Problem, Solution, UnitTest
-from orchestrator.task_base import ProblemTask, is_active
+from orchestrator.task_base import ProblemTask, active_problem
 from sandbox.executor import run_matrix
 from sandbox.outcomes import Outcome
 
@@ -59,10 +59,9 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
     """Run the given solutions against every unit test of their problem, and its ground truth."""
     with self.stage(problem_id, "sandbox", part):
         with session_scope(self.database_url) as session:
-            if not is_active(session, problem_id):
+            problem = active_problem(session, problem_id)
+            if problem is None:
                 return
-            problem = session.get(Problem, problem_id)
-            assert problem is not None
             limits = JobConfig.model_validate(problem.job.config).sandbox
             solutions = session.execute(
                 select(Solution.id, Solution.code, Solution.index, Solution.correct)
@@ -115,8 +114,8 @@ def judge_ground_truth(self: ProblemTask, problem_id: int) -> None:
     """Judge every valid solution against ground truth (before its tests: the oracle allocation)."""
     with self.stage(problem_id, "ground_truth"):
         with session_scope(self.database_url) as session:
-            problem = session.get(Problem, problem_id)
-            if problem is None or not is_active(session, problem_id):
+            problem = active_problem(session, problem_id)
+            if problem is None:
                 return
             limits = JobConfig.model_validate(problem.job.config).sandbox
             unjudged = session.execute(

@@ -23,7 +23,6 @@ import argparse
 import json
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +30,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import kombu
 import psutil
 from sqlalchemy import create_engine, func, select, text
 
@@ -48,7 +48,7 @@ from services import (  # noqa: E402
 
 from orchestrator.celery_app import QUEUES  # noqa: E402
 from orchestrator.db import upgrade_schema  # noqa: E402
-from orchestrator.models import Base, Problem, ProblemStatus, Selection  # noqa: E402
+from orchestrator.models import Base, Problem, ProblemStatus, Selection, StageRun  # noqa: E402
 
 # Per problem: a right solution (twice, as samples repeat), one that is wrong on negatives and one
 # that is always wrong; tests that tell them apart. The offset makes every problem's code its own.
@@ -85,11 +85,14 @@ def write_problems(path: Path, count: int, n_solutions: int, n_tests: int) -> No
 class Sampler(threading.Thread):
     """Every `interval` seconds: broker queue depths and each worker's memory; keeps the peaks."""
 
-    def __init__(self, vhost: str, workers: dict[str, psutil.Process], interval: float = 0.5) -> None:
+    def __init__(self, broker_url: str, workers: dict[str, psutil.Process], interval: float = 0.5) -> None:
         super().__init__(daemon=True)
-        self.vhost, self.workers, self.interval = vhost, workers, interval
+        self.workers, self.interval = workers, interval
+        self.connection = kombu.Connection(broker_url)
+        self.channel = self.connection.channel()
         self.queue_peaks: dict[str, int] = defaultdict(int)
         self.memory_peaks: dict[str, int] = defaultdict(int)
+        self.cpu_seconds: dict[str, float] = defaultdict(float)
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -97,28 +100,33 @@ class Sampler(threading.Thread):
             for name, process in self.workers.items():
                 try:
                     tree = [process, *process.children(recursive=True)]
-                    rss = sum(p.memory_info().rss for p in tree if p.is_running())
+                    rss = sum(p.memory_info().rss for p in tree)
+                    times = [p.cpu_times() for p in tree]
                 except psutil.NoSuchProcess:
                     continue
                 self.memory_peaks[name] = max(self.memory_peaks[name], rss)
-            listing = subprocess.run(
-                [
-                    "rabbitmqctl",
-                    "-q",
-                    "list_queues",
-                    "-p",
-                    self.vhost,
-                    "name",
-                    "messages",
-                    "--no-table-headers",
-                ],
-                capture_output=True,
-                text=True,
-            ).stdout
-            for line in listing.splitlines():
-                name, _, depth = line.rpartition("\t")
-                if depth.isdigit():
-                    self.queue_peaks[name] = max(self.queue_peaks[name], int(depth))
+                # Pool processes live as long as their worker, so the last sum is the whole run's.
+                self.cpu_seconds[name] = sum(t.user + t.system for t in times)
+            # A passive declare asks the broker for a queue's depth over AMQP: far cheaper than
+            # rabbitmqctl, whose Erlang start-up would load the machine being measured.
+            for queue in QUEUES:
+                try:
+                    depth = self.channel.queue_declare(queue, passive=True).message_count
+                except self.connection.channel_errors:  # not declared yet
+                    self.channel = self.connection.channel()
+                    continue
+                self.queue_peaks[queue] = max(self.queue_peaks[queue], depth)
+
+
+def service_cpu_seconds() -> dict[str, float]:
+    """CPU time of the Postgres and RabbitMQ processes on this machine, so far."""
+    names = {"postgres": "postgres", "beam.smp": "rabbitmq"}
+    seconds: dict[str, float] = defaultdict(float)
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        service = names.get(process.info["name"])
+        if service and process.info["cpu_times"]:
+            seconds[service] += process.info["cpu_times"].user + process.info["cpu_times"].system
+    return seconds
 
 
 def sandbox_only_seconds(problem_file: Path, env: dict[str, str]) -> float:
@@ -159,12 +167,11 @@ def main() -> None:
             "sandbox": wait_ready(spawn_worker(env, "sandbox", workdir, ("-c", "1"))),
             other_queues: wait_ready(spawn_worker(env, other_queues, workdir, ("-c", "2"))),
         }
-        sampler = Sampler(
-            broker_url.rsplit("/", 1)[1], {name: psutil.Process(w.process.pid) for name, w in workers.items()}
-        )
+        sampler = Sampler(broker_url, {name: psutil.Process(w.process.pid) for name, w in workers.items()})
         sampler.start()
         engine = create_engine(database_url)
         try:
+            services_before = service_cpu_seconds()
             started = time.monotonic()
             submitted = run_coderm(
                 ["submit", str(problem_file), "-n", str(args.solutions), "-m", str(args.tests)],
@@ -187,10 +194,12 @@ def main() -> None:
                     break
                 time.sleep(0.5)
             end_to_end_seconds = time.monotonic() - started
+            services_after = service_cpu_seconds()
             print()
         finally:
             sampler.stopped.set()
             sampler.join()
+            sampler.connection.release()
             logs = {name: worker.log_text() for name, worker in workers.items()}
             for worker in workers.values():
                 stop_worker(worker)
@@ -211,6 +220,9 @@ def main() -> None:
                 table.name: connection.scalar(select(func.count()).select_from(table))
                 for table in Base.metadata.sorted_tables
             }
+            stage_seconds = connection.execute(
+                select(StageRun.stage, func.count(), func.avg(StageRun.seconds)).group_by(StageRun.stage)
+            ).all()
             database_size = connection.scalar(text("SELECT pg_database_size(current_database())"))
         engine.dispose()
 
@@ -243,6 +255,11 @@ def main() -> None:
         "rows": rows,
         "rows_per_second": round(sum(rows.values()) / end_to_end_seconds, 1),
         "database_mb": round(database_size / 2**20, 1),
+        "mean_stage_ms": {stage: round(seconds * 1000, 1) for stage, _, seconds in stage_seconds},
+        "worker_cpu_seconds": {name: round(cpu, 1) for name, cpu in sampler.cpu_seconds.items()},
+        "service_cpu_seconds": {
+            name: round(services_after[name] - services_before.get(name, 0.0), 1) for name in services_after
+        },
         "peak_worker_rss_mb": {name: round(rss / 2**20, 1) for name, rss in sampler.memory_peaks.items()},
     }
     print(json.dumps(report, indent=2))
