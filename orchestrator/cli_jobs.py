@@ -259,7 +259,8 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             envvar="CODERM_CHUNK_SIZE",
             show_envvar=True,
-            help="Solutions per sandbox task.",
+            help="Distinct solutions per sandbox task; copies of a solution go with it, so each code "
+            "runs once.",
         ),
         click.option(
             "--seed",

@@ -234,5 +234,7 @@ class JobConfig(BaseModel):
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     prompts: PromptTemplates = Field(default_factory=PromptTemplates)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
-    chunk_size: int = Field(25, ge=1, le=10000, description="Solutions per sandbox task.")
+    chunk_size: int = Field(
+        25, ge=1, le=10000, description="Distinct solutions per sandbox task (copies of one go together)."
+    )
     seed: int = Field(0, description="Seeds sampling (local backend) and the voter's tie-break.")

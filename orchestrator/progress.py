@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
 
 from celery import Celery
 from sqlalchemy import select
@@ -128,8 +129,17 @@ class Message:
     args: tuple[object, ...]
 
 
-def chunk_ids(ids: list[int], size: int) -> list[list[int]]:
-    return [ids[start : start + size] for start in range(0, len(ids), size)]
+def chunk_solutions(solutions: list[tuple[int, str | None]], size: int) -> list[list[int]]:
+    """Solution ids in chunks of at most `size` distinct codes, every copy of a code in its chunk.
+
+    `solutions` are (id, code hash) in order. Samples repeat, and a chunk runs each distinct code
+    once: keeping the copies together means no two chunks run the same code.
+    """
+    copies: dict[str | None, list[int]] = {}
+    for solution_id, code_hash in solutions:
+        copies.setdefault(code_hash, []).append(solution_id)
+    groups = list(copies.values())
+    return [list(chain.from_iterable(groups[start : start + size])) for start in range(0, len(groups), size)]
 
 
 def ready_to_allocate(state: ProblemState) -> bool:
@@ -173,14 +183,12 @@ def advance(session: Session, database_url: str, problem_id: int) -> Advance:
         if step != "execute":
             messages.append(Message(TASKS[step], (problem_id,)))
             continue
-        valid_ids = list(
-            session.scalars(
-                select(Solution.id)
-                .where(Solution.problem_id == problem_id, Solution.valid)
-                .order_by(Solution.index)
-            )
-        )
-        chunks = chunk_ids(valid_ids, config.chunk_size)
+        valid = session.execute(
+            select(Solution.id, Solution.code_hash)
+            .where(Solution.problem_id == problem_id, Solution.valid)
+            .order_by(Solution.index)
+        ).tuples()
+        chunks = chunk_solutions(list(valid), config.chunk_size)
         messages.extend(Message(TASKS["execute"], (problem_id, part, ids)) for part, ids in enumerate(chunks))
         if not chunks:  # nothing to execute: straight to the vote
             progress["vote"] = "sent"

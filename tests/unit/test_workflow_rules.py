@@ -5,7 +5,7 @@ from __future__ import annotations
 from agents.prompts import PromptTemplates
 from orchestrator.config import AgentConfig, JobConfig
 from orchestrator.models import Problem
-from orchestrator.progress import chunk_ids
+from orchestrator.progress import chunk_solutions
 from orchestrator.workflow_rules import coderm_waits_for_policy
 
 
@@ -32,5 +32,11 @@ def test_replayed_tests_are_not_used_when_a_model_backend_is_forced() -> None:
 
 
 def test_chunks_cover_every_solution_once() -> None:
-    assert chunk_ids([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
-    assert chunk_ids([], 3) == []
+    distinct = [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")]
+    assert chunk_solutions(distinct, 2) == [[1, 2], [3, 4], [5]]
+    assert chunk_solutions([], 3) == []
+
+
+def test_copies_of_a_solution_share_its_chunk() -> None:
+    solutions = [(1, "a"), (2, "b"), (3, "a"), (4, "c"), (5, "b"), (6, "d"), (7, "a")]
+    assert chunk_solutions(solutions, 2) == [[1, 3, 7, 2, 5], [4, 6]]
