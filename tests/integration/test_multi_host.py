@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from replay_problems import ADD_SOLUTIONS, replay_problems
-from services import REDIS_URL, rabbitmq_vhost, spawn_worker, stop_worker, wait_ready
+from services import REDIS_URL, REPO, rabbitmq_vhost, spawn_worker, stop_worker, wait_ready
 from sqlalchemy import select
 from tcp_forward import TcpForwarder
 
@@ -42,9 +42,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SUBNET = "198.18"
 
 # Runs on the host, in its own mount and UTS namespaces: a fresh /tmp, a hostname, then the command.
+# Run as `sh -c HOST_SETUP HOSTNAME CHECKOUT COMMAND...`. A checkout under /tmp (a clone there)
+# would vanish under the host's own /tmp: it is bound back in, as a host would have its install.
 HOST_SETUP = (
-    "mount -t tmpfs -o size=256m,mode=1777 coderm-host /tmp && mkdir /tmp/home /tmp/work && cd /tmp/work "
-    '&& hostname "$0" && exec "$@"'
+    'checkout="$1"; shift; keep=""; '
+    'case "$checkout" in /tmp/*) keep=$(mktemp -d /run/coderm-host.XXXXXX) && mount --bind /tmp "$keep";; esac; '
+    "mount -t tmpfs -o size=256m,mode=1777 coderm-host /tmp && "
+    'if [ -n "$keep" ]; then mkdir -p "$checkout" && mount --bind "$keep/${checkout#/tmp/}" "$checkout" '
+    '&& umount "$keep" && rmdir "$keep"; fi && '
+    'mkdir -p /tmp/home /tmp/work && cd /tmp/work && hostname "$0" && exec "$@"'
 )
 
 
@@ -59,7 +65,7 @@ class Host:
         return [
             *("nsenter", f"--net=/run/netns/{self.netns}"),
             *("unshare", "--uts", "--mount", "--propagation", "private"),
-            *("sh", "-c", HOST_SETUP, self.name),
+            *("sh", "-c", HOST_SETUP, self.name, str(REPO)),
         ]
 
 
