@@ -69,10 +69,10 @@ def write_problems(path: Path, count: int, n_solutions: int, n_tests: int) -> No
     with path.open("w") as out:
         for k in range(count):
             solutions = [SOLUTIONS[i % len(SOLUTIONS)].format(k=k) for i in range(n_solutions)]
-            tests = [
-                TEST.format(n=i, k=k, a=a, b=b)
-                for i, (a, b) in enumerate(TEST_ARGUMENTS[i % len(TEST_ARGUMENTS)] for i in range(n_tests))
-            ]
+            tests = []
+            for n in range(n_tests):
+                a, b = TEST_ARGUMENTS[n % len(TEST_ARGUMENTS)]
+                tests.append(TEST.format(n=n, k=k, a=a, b=b))
             problem = {
                 "task_id": f"load/{k}",
                 "question": f"Write shifted_sum(a, b) that returns a + b + {k}.",
@@ -137,7 +137,7 @@ def sandbox_only_seconds(problem_file: Path, env: dict[str, str]) -> float:
     return float(found.group(1))
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
