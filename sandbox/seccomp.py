@@ -1,20 +1,22 @@
-"""The seccomp filter of the jail, compiled to BPF with libseccomp (through `pyseccomp`).
+"""The seccomp filters of a jail and of its pair children, compiled to BPF with libseccomp (through
+`pyseccomp`, in the worker: the jail itself never loads ctypes).
 
-Deny-list, not allow-list: Python and unittest use a broad set of syscalls that changes between
-versions, while what sandboxed code must never do is a short, stable list (`policy.DENIED_SYSCALLS`),
-plus three argument checks: sockets only of the Unix family (there is no network in the jail
-anyway), no `clone` into new namespaces, and `clone3` reported as missing so that the C library
-falls back to `clone`, whose flags a filter can see.
+Deny-lists, not allow-lists: Python and unittest use a broad set of syscalls that changes between
+versions, while what sandboxed code must never do is a short, stable list (`sandbox.policy`), plus
+argument checks: sockets only of the Unix family (there is no network in the jail anyway), no
+`clone` into new namespaces, `clone3` reported as missing so that the C library falls back to
+`clone`, whose flags a filter can see, and, for a pair child, no `clone` of a thread.
+
+The jail's filter is installed by bubblewrap; a pair child installs its own, stricter one on top
+(filters stack) before it runs untrusted code.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import os
 import socket
 from collections.abc import Iterable
-from typing import IO
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ _CLONE_NAMESPACE_FLAGS = (
     0x20000000,  # CLONE_NEWPID
     0x40000000,  # CLONE_NEWNET
 )
+_CLONE_THREAD = 0x00010000
 
 
 def seccomp_available() -> bool:
@@ -37,11 +40,13 @@ def seccomp_available() -> bool:
     return True
 
 
-def compile_filter(denied: Iterable[str]) -> IO[bytes] | None:
-    """The filter as BPF in a rewound temporary file (for bwrap's --seccomp), or None without libseccomp."""
+def compile_filter(denied: Iterable[str], threads: bool = True) -> bytes | None:
+    """A filter as a BPF program, or None without libseccomp. `threads=False` refuses new threads."""
     if not seccomp_available():
         logger.warning("libseccomp is not available: the sandbox runs without a seccomp filter")
         return None
+    import os
+
     import pyseccomp as seccomp
 
     deny = seccomp.ERRNO(errno.EPERM)
@@ -53,11 +58,11 @@ def compile_filter(denied: Iterable[str]) -> IO[bytes] | None:
             continue
     syscall_filter.add_rule(deny, "socket", seccomp.Arg(0, seccomp.NE, socket.AF_UNIX))
     syscall_filter.add_rule(deny, "socketpair", seccomp.Arg(0, seccomp.NE, socket.AF_UNIX))
-    for flag in _CLONE_NAMESPACE_FLAGS:
+    for flag in _CLONE_NAMESPACE_FLAGS + (() if threads else (_CLONE_THREAD,)):
         syscall_filter.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
     syscall_filter.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
-    # In memory, not in TMPDIR: a full temporary folder must not keep jails from starting.
-    bpf = os.fdopen(os.memfd_create("coderm-seccomp", 0), "w+b")  # LaunchSpec.cleanup closes it
-    syscall_filter.export_bpf(bpf)
-    bpf.seek(0)
-    return bpf
+    # Through a memfd, not TMPDIR: a full temporary folder must not keep jails from starting.
+    with os.fdopen(os.memfd_create("coderm-seccomp", 0), "w+b") as bpf:
+        syscall_filter.export_bpf(bpf)
+        bpf.seek(0)
+        return bpf.read()
