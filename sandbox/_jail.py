@@ -488,22 +488,23 @@ class Jail:
                 return False
 
     def kill_leftovers(self, session):
-        """Kill every process but the jail, and wait (a little) for them to be gone."""
-        if self.reap():
-            return
-        if self.pid_namespace:
-            try:
-                os.kill(-1, signal.SIGKILL)  # every process of our namespace but ourselves
-            except ProcessLookupError:
-                pass
-        else:
-            for victim in [session, *self._descendants()]:
-                try:
-                    os.killpg(victim, signal.SIGKILL) if victim == session else os.kill(victim, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        """Kill every process but the jail, until none is left (a fork bomb forks while it is being
+        killed), waiting a little for the killed to be gone."""
         deadline = time.monotonic() + _EXIT_GRACE_S
-        while not self.reap() and time.monotonic() < deadline:
+        while not self.reap():
+            if self.pid_namespace:
+                try:
+                    os.kill(-1, signal.SIGKILL)  # every process of our namespace but ourselves
+                except OSError:
+                    pass
+            else:
+                for victim in [session, *self._descendants()]:
+                    try:
+                        os.killpg(victim, signal.SIGKILL) if victim == session else os.kill(victim, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+            if time.monotonic() > deadline:
+                return
             select.select([], [], [], 0.001)
 
     def _descendants(self):
@@ -691,18 +692,13 @@ def main():
         # The jail and its pair children hand work to each other hundreds of times a second: on
         # one CPU they skip the cross-CPU wake-ups, which cost most in virtual machines.
         os.sched_setaffinity(0, {config["cpu"]})
-    if config["jail_uid"] >= 0 and os.getuid() == 0:
-        # isolation=rlimits, started by root: the jail itself leaves root for a uid of its own.
-        os.setgroups([])
-        os.setgid(config["jail_uid"])
-        os.setuid(config["jail_uid"])
-    native.set_dumpable(False)  # processes of our uid cannot read or write our memory
     for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGPIPE"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)
-    # Move the protocol pipes out of the way; 0, 1 and 2 become /dev/null.
+    # Move the protocol pipes out of the way; 0 and 1 become /dev/null. 2 stays the worker's record
+    # of what went wrong here (a pair child points its own 1 and 2 elsewhere).
     request_fd, response_fd = os.dup(0), os.dup(1)
     null = os.open("/dev/null", os.O_RDWR)
-    for fd in (0, 1, 2):
+    for fd in (0, 1):
         os.dup2(null, fd)
 
     for name in PRELOADED:
@@ -717,6 +713,15 @@ def main():
     native.register_driver(_drive.__code__, _call_offset(_drive, "write_verdict"))
     tools = _tools_for_pairs(pristine_classes)
     jail = Jail(config, tools)
+    if config["jail_uid"] >= 0 and os.getuid() == 0:
+        # isolation=rlimits, started by root: the jail leaves root for a uid of its own (after
+        # loading what it needs from the installation, which that uid may not be able to read).
+        os.setgroups([])
+        os.setgid(config["jail_uid"])
+        os.setuid(config["jail_uid"])
+    native.set_dumpable(False)  # processes of our uid cannot read or write our memory
+    if not jail.pid_namespace:
+        native.set_child_subreaper()  # orphans of sandboxed code come back to us to be killed
     jail.fresh_scratch()
     native.install_audit_hook(FORBIDDEN_MODULES, not jail.pid_namespace)
     gc.freeze()  # what exists now is shared with every pair child: the collector leaves it alone

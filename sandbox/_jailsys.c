@@ -126,6 +126,12 @@ static PyObject *jail_set_dumpable(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *jail_set_child_subreaper(PyObject *self, PyObject *noargs) {
+    /* Without a pid namespace (isolation=rlimits): orphans of sandboxed code come back to the jail. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 /* ---- the verdict ------------------------------------------------------------------------- */
 
 static PyObject *jail_register_driver(PyObject *self, PyObject *args) {
@@ -613,6 +619,7 @@ static PyMethodDef methods[] = {
     {"drop_capabilities", jail_drop_capabilities, METH_NOARGS, "Drop every capability; set no_new_privs."},
     {"load_seccomp", jail_load_seccomp, METH_O, "Install a seccomp BPF program (bytes) on this process."},
     {"set_dumpable", jail_set_dumpable, METH_O, "prctl(PR_SET_DUMPABLE)."},
+    {"set_child_subreaper", jail_set_child_subreaper, METH_NOARGS, "prctl(PR_SET_CHILD_SUBREAPER, 1)."},
     {"register_driver", jail_register_driver, METH_VARARGS, "register_driver(code, write_offset): once, in the jail."},
     {"new_nonce", jail_new_nonce, METH_NOARGS, "A fresh nonce for the next pair (in the jail)."},
     {"check_verdict", jail_check_verdict, METH_VARARGS, "check_verdict(line, index) -> fields or None (in the jail)."},

@@ -177,7 +177,8 @@ def _rlimits_launch(
     work_dir = jail_dir / "work"
     work_dir.mkdir()
     if uid >= 0:
-        os.chown(work_dir, uid, uid)
+        for folder in (jail_dir, work_dir):
+            os.chown(folder, uid, uid)
     config: dict[str, object] = {
         "cpu": cpu,
         "jail_uid": uid,  # the jail leaves root itself: nothing else isolates it
@@ -216,11 +217,12 @@ def _namespaces_launch(
     arguments = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
     arguments += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--as-pid-1"]
     # The jail mounts a fresh tmpfs when a pair dirtied one (CAP_SYS_ADMIN); started by root, it
-    # also moves each pair child to the jail's own uid (CAP_SETUID, CAP_SETGID). Pair children
-    # drop every capability before they run anything.
+    # also moves each pair child to the jail's own uid (CAP_SETUID, CAP_SETGID) and kills what the
+    # pair leaves behind, which then runs under that uid (CAP_KILL). Pair children drop every
+    # capability before they run anything.
     if uid >= 0:
         arguments += ["--cap-drop", "ALL"]
-        for capability in ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID"):
+        for capability in ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL"):
             arguments += ["--cap-add", capability]
     else:
         arguments += ["--unshare-user", "--disable-userns", "--cap-add", "CAP_SYS_ADMIN"]

@@ -37,9 +37,7 @@ OUTSIDE = Path(f"/var/tmp/coderm-outside-{uuid.uuid4().hex}")  # the jail's /tmp
 def attack(body: str) -> str:
     """A solution whose f() runs `body` and returns 42 only if the body gets to its end."""
     indented = "\n".join("    " + line for line in body.strip("\n").splitlines())
-    return (
-        f"import os, sys, socket, signal, ctypes, threading, time\n\n\ndef f():\n{indented}\n    return 42\n"
-    )
+    return f"import os, sys, socket, signal, threading, time\n\n\ndef f():\n{indented}\n    return 42\n"
 
 
 class Counting(socketserver.BaseRequestHandler):
@@ -151,7 +149,7 @@ ATTACKS = {
     ),
     "infinite loop ignoring signals": (
         "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGXCPU, signal.SIGHUP):\n"
-        "    signal.signal(s, signal.SIG_IGN)\nwhile True:\n    pass",
+        "    try:\n        signal.signal(s, signal.SIG_IGN)\n    except OSError:\n        pass\nwhile True:\n    pass",
         {Outcome.TIMEOUT},
     ),
     "sleep past the limit": ("time.sleep(30)", {Outcome.TIMEOUT}),
@@ -197,7 +195,7 @@ ATTACKS = {
     "write outside the work dir": (f"open('{OUTSIDE}', 'w').write('x')", NOT_PASS),
     "write into the installation": ("open(os.__file__, 'a').write('# pwned')", NOT_PASS),
     "rewrite the jail": ("open('/coderm/jail.py', 'w').write('')", NOT_PASS),
-    "crash the interpreter": ("ctypes.string_at(0)", {Outcome.KILLED}),
+    "crash the interpreter": ("import faulthandler\nfaulthandler._sigsegv()", {Outcome.KILLED}),
     "overflow the C stack": (
         "sys.setrecursionlimit(10**7)\ndef deeper(n):\n    return deeper(n + 1) + 1\ndeeper(0)",
         NOT_PASS,
@@ -233,16 +231,16 @@ ATTACKS = {
     # privileges and the kernel
     "become root": ("os.setuid(0)", NOT_PASS),
     "ptrace the jail": (
-        "libc = ctypes.CDLL(None, use_errno=True)\nassert libc.ptrace(16, 1, 0, 0) == 0",  # PTRACE_ATTACH
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nassert libc.ptrace(16, 1, 0, 0) == 0",  # PTRACE_ATTACH
         NOT_PASS,
     ),
     "write the jail's memory": ("open('/proc/1/mem', 'wb').write(b'x')", NOT_PASS),
     "new user namespace": (
-        "libc = ctypes.CDLL(None, use_errno=True)\nassert libc.unshare(0x10000000) == 0",  # CLONE_NEWUSER
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nassert libc.unshare(0x10000000) == 0",  # CLONE_NEWUSER
         NOT_PASS,
     ),
     "mount a filesystem": (
-        "libc = ctypes.CDLL(None, use_errno=True)\nassert libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0",
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nassert libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0",
         NOT_PASS,
     ),
     # faking a pass
