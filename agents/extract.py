@@ -16,6 +16,8 @@ import re
 import sys
 from dataclasses import dataclass
 
+from sandbox.programs import InvalidProgram, expected_test_methods, parse
+
 # The paper's patterns: a fence must be on its own line, closed on its own line.
 _PYTHON_BLOCK = re.compile(r"```python\n(.*?)\n```", re.DOTALL)
 _BARE_BLOCK = re.compile(r"```\n(.*?)\n```", re.DOTALL)
@@ -68,9 +70,12 @@ def _single_block(completion: str) -> str | InvalidReason:
 
 
 def _parse(code: str) -> ast.Module | None:
+    """The program's syntax tree, or None when it does not parse: too large, a syntax error, null
+    bytes, or nesting deep enough to make the parser raise RecursionError or MemoryError (untrusted
+    code must never fail the task that reads it)."""
     try:
-        return ast.parse(code)
-    except (SyntaxError, ValueError):  # ValueError: null bytes in the source
+        return parse(code)
+    except InvalidProgram:
         return None
 
 
@@ -120,11 +125,7 @@ def clean_unit_test_code(code: str) -> Extraction:
     lines = code.splitlines()
     kept = [_source(lines, node) for node in tree.body if _is_kept_import(node)]
     kept.append(_source(lines, test_class))
-    methods = sum(
-        1
-        for node in test_class.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test")
-    )
+    methods = len(expected_test_methods(test_class))
     return Extraction(code="\n".join(kept[:-1]) + "\n\n\n" + kept[-1] + "\n", test_methods=methods)
 
 

@@ -53,6 +53,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import struct
 import sys
 import time
@@ -84,7 +85,8 @@ FORBIDDEN_MODULES = frozenset({"ctypes", "_ctypes", "_xxsubinterpreters", "_xxin
 
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MNT_DETACH = 2, 4, 8, 2
 _VERDICT_FD = 3
-_VERDICT_LIMIT = 256  # a verdict line is about 50 bytes; more is a flood
+_VERDICT_LIMIT = 256  # a verdict line is about 50 bytes: a longer message is garbage
+_VERDICT_MESSAGES = 4  # a pair sends one: more is a flood, not read further
 _EXIT_GRACE_S = 0.5  # for a pair child to exit after its verdict, and for the killed to die
 
 
@@ -172,6 +174,9 @@ def _drive(job, tools):
         for name, plain, function in functions if class_ok else ():
             run += 1
             failed = errored = False
+            if dict_get(class_dict(test_class), name) is not function:
+                tampered = "the test method " + name + " was replaced during the test"
+                break
             try:
                 instance = test_class(name)
                 skipped = bool_(getattr_(test_class, "__unittest_skip__", False)) or bool_(
@@ -203,7 +208,9 @@ def _drive(job, tools):
             else:
                 tampered = shadowing(instance, ()) or shadowing(test_class, class_names) or tampered
                 try:
-                    call_method(instance, MethodType(function, instance) if plain else getattr_(instance, name))
+                    call_method(
+                        instance, MethodType(function, instance) if plain else getattr_(instance, name)
+                    )
                 except MemoryError_:
                     memory = True
                 except AssertionError_ as exc:
@@ -300,7 +307,9 @@ def _check_driver(function):
     code = function.__code__
     if code.co_cellvars or code.co_freevars:
         raise RuntimeError(f"{function.__name__} must have no closure: {code.co_cellvars + code.co_freevars}")
-    names = {ins.argval for ins in dis.get_instructions(function) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    names = {
+        ins.argval for ins in dis.get_instructions(function) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    }
     if names:
         raise RuntimeError(f"{function.__name__} must read no global: {sorted(names)}")
 
@@ -440,7 +449,9 @@ class Jail:
                     native.umount(path, MNT_DETACH)
                 except OSError:
                     pass
-                native.mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={size},mode=1777")
+                native.mount(
+                    "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={size},mode=1777"
+                )
         os.chdir(self.work_dir)
         self.scratch_state = [self._state(path) for path, _ in self.scratch]
 
@@ -500,7 +511,9 @@ class Jail:
             else:
                 for victim in [session, *self._descendants()]:
                     try:
-                        os.killpg(victim, signal.SIGKILL) if victim == session else os.kill(victim, signal.SIGKILL)
+                        os.killpg(victim, signal.SIGKILL) if victim == session else os.kill(
+                            victim, signal.SIGKILL
+                        )
                     except (ProcessLookupError, PermissionError):
                         pass
             if time.monotonic() > deadline:
@@ -568,61 +581,90 @@ class Jail:
         index, capture = job[6], job[7]
         output_limit = int(limits.get("output_limit_bytes", 0)) if capture else 0
         native.new_nonce()
-        verdict_r, verdict_w = os.pipe()
+        # The verdict travels on a socket that tells us the pid of each message's sender: only the
+        # pair child's own counts, not one of a process it forked (which could report from a
+        # branch of the run that happened to pass).
+        verdict_sock, verdict_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        verdict_sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         out_r, out_w = os.pipe() if capture else (-1, -1)
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _pair_child(self, job, self.tools, limits, verdict_w, out_w)
-        for fd in (verdict_w, out_w):
-            if fd >= 0:
-                os.close(fd)
+            _pair_child(self, job, self.tools, limits, verdict_w.fileno(), out_w)
+        verdict_w.close()
+        if out_w >= 0:
+            os.close(out_w)
         pidfd = os.pidfd_open(pid)
+        verdict_r = verdict_sock.fileno()
         deadline = started + float(limits["time_limit_s"])
-        verdict, output, status = b"", b"", None
-        flood = timed_out = False
+        messages, output, status = [], b"", None
+        timed_out = False
         watched = [fd for fd in (verdict_r, out_r, pidfd) if fd >= 0]
         for fd in watched:
             os.set_blocking(fd, False)
+
+        def read(fd):  # one read of a ready fd; False at its end
+            nonlocal status, output
+            if fd == pidfd:
+                status = os.waitpid(pid, 0)[1]
+                return False
+            if fd == verdict_r:
+                message = self._receive(verdict_sock)
+                if message:
+                    messages.append(message)
+                return message is not None and len(messages) <= _VERDICT_MESSAGES
+            chunk = self._read_some(fd)
+            if chunk and output_limit:
+                output = (output + chunk)[-output_limit:]
+            return chunk is not None
+
         try:
-            while watched:
+            while status is None and not messages and watched:
                 remaining = deadline - time.monotonic()
-                if status is not None or b"\n" in verdict or flood:
-                    remaining = min(remaining, 0.0) if status is not None else min(remaining, _EXIT_GRACE_S)
-                if remaining <= 0 and status is None and b"\n" not in verdict:
+                if remaining <= 0:
                     timed_out = True
                     break
-                readable, _, _ = select.select(watched, [], [], max(remaining, 0))
-                if not readable:
-                    if status is not None or b"\n" in verdict or flood:
-                        break
-                    continue
-                for fd in readable:
-                    if fd == pidfd:
-                        status = os.waitpid(pid, 0)[1]
+                for fd in select.select(watched, [], [], remaining)[0]:
+                    if not read(fd):
                         watched.remove(fd)
-                        continue
-                    chunk = self._read_some(fd)
-                    if chunk is None:
-                        watched.remove(fd)
-                    elif fd == verdict_r:
-                        verdict += chunk
-                        if len(verdict) > _VERDICT_LIMIT:
-                            flood = True
-                            watched.remove(fd)
-                    elif output_limit:
-                        output = (output + chunk)[-output_limit:]
-                if status is not None and verdict_r not in watched and out_r not in watched:
+            # The verdict is in: the pair child exits right after sending it.
+            exiting = messages and status is None and pidfd in watched
+            if exiting and select.select([pidfd], [], [], _EXIT_GRACE_S)[0]:
+                read(pidfd)
+            for _ in range(16):  # what is already on its way, within bounds
+                ready = select.select([fd for fd in watched if fd != pidfd], [], [], 0)[0]
+                if not ready:
                     break
+                for fd in ready:
+                    if not read(fd):
+                        watched.remove(fd)
         finally:
             elapsed_ms = int((time.monotonic() - started) * 1000)
-            for fd in (verdict_r, out_r, pidfd):
+            verdict_sock.close()
+            for fd in (out_r, pidfd):
                 if fd >= 0:
                     os.close(fd)
             self.kill_leftovers(pid)
             self.clean_scratch()
         text = output.decode("utf-8", "replace")
-        return self._judge(index, verdict, flood, timed_out, status, elapsed_ms, text)
+        return self._judge(index, pid, messages, timed_out, status, elapsed_ms, text)
+
+    @staticmethod
+    def _receive(sock):
+        """(sender pid, data) of the next message, b"" if none is waiting, None at end of file."""
+        try:
+            data, ancillary, flags, _ = sock.recvmsg(_VERDICT_LIMIT, socket.CMSG_SPACE(12))
+        except BlockingIOError:
+            return b""
+        except OSError:
+            return None
+        if not data and not ancillary:
+            return None
+        sender = -1
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(value) >= 12:
+                sender = struct.unpack("iII", value[:12])[0]
+        return (sender, b"" if flags & socket.MSG_TRUNC else data)
 
     @staticmethod
     def _read_some(fd):
@@ -634,15 +676,17 @@ class Jail:
         return chunk or None
 
     @staticmethod
-    def _judge(index, verdict, flood, timed_out, status, duration_ms, text):
-        lines = [line for line in verdict.split(b"\n") if line]
-        if lines and not flood:
-            fields = native.check_verdict(lines[0], index)
+    def _judge(index, pid, messages, timed_out, status, duration_ms, text):
+        if messages:
+            sender, line = messages[0]
+            fields = native.check_verdict(line.rstrip(b"\n"), index) if sender == pid else None
             parts = fields.decode("ascii", "replace").split() if fields is not None else []
-            if len(lines) == 1 and len(parts) == 4 and parts[0] in (PASS, FAIL, ERROR, MEMORY):
+            if len(messages) == 1 and len(parts) == 4 and parts[0] in (PASS, FAIL, ERROR, MEMORY):
                 return [parts[0], duration_ms, int(parts[1]), int(parts[2]), int(parts[3]), text]
-        if lines or flood:
-            return [ERROR, duration_ms, 0, 0, 0, (text + "\n[coderm] a forged, repeated or garbled verdict").strip()]
+            note = (
+                "[coderm] a verdict that is not the pair's own: forged, repeated or sent by another process"
+            )
+            return [ERROR, duration_ms, 0, 0, 0, (text + "\n" + note).strip()]
         if timed_out:
             return [TIMEOUT, duration_ms, 0, 0, 0, text]
         if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
@@ -652,7 +696,9 @@ class Jail:
 
 def _pristine_namespaces():
     """What `_drive` restores after the solution's top-level code, and what it guards afterwards."""
-    modules = [m for name, m in list(sys.modules.items()) if isinstance(m, types.ModuleType) and name != "sys"]
+    modules = [
+        m for name, m in list(sys.modules.items()) if isinstance(m, types.ModuleType) and name != "sys"
+    ]
     unittest_modules = [m for m in modules if m.__name__ == "unittest" or m.__name__.startswith("unittest.")]
     unittest_classes = [
         value

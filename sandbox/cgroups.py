@@ -35,6 +35,14 @@ class JailCgroup:
         for directory in self.directories:
             (directory / "cgroup.procs").write_text(pid)
 
+    def set_memory(self, memory_bytes: int) -> None:
+        """A new memory ceiling (between two requests: a job with another memory limit)."""
+        for directory in self.directories:
+            for file in ("memory.max", "memory.limit_in_bytes"):
+                if (directory / file).is_file():
+                    with contextlib.suppress(OSError):
+                        (directory / file).write_text(str(memory_bytes))
+
     def remove(self) -> None:
         """Kill whatever is left inside and delete the directories."""
         for directory in self.directories:

@@ -40,15 +40,19 @@ class Jail:
         self.policy = policy
         self.process: subprocess.Popen[bytes] | None = None
         self.spec: LaunchSpec | None = None
+        self.memory_bytes = 0
         self.stderr: IO[bytes] | None = None
         self.info: dict[str, Any] = {}
 
-    def start(self, memory_bytes: int) -> None:
+    def _ceiling(self, memory_bytes: int) -> int:
         # The cgroup holds the jail and one pair at a time: the pair's memory, whatever it keeps in
         # its tmpfs, and the jail's own.
         policy = self.policy
-        ceiling = memory_bytes + ((policy.tmpfs_mb + policy.shm_mb + policy.jail_memory_mb) << 20)
-        self.spec = build_launch(policy, memory_bytes=ceiling)
+        return memory_bytes + ((policy.tmpfs_mb + policy.shm_mb + policy.jail_memory_mb) << 20)
+
+    def start(self, memory_bytes: int) -> None:
+        self.memory_bytes = memory_bytes
+        self.spec = build_launch(self.policy, memory_bytes=self._ceiling(memory_bytes))
         # In memory, not in TMPDIR: a full temporary folder must not keep jails from starting.
         self.stderr = os.fdopen(os.memfd_create("coderm-jail-stderr", 0), "w+b")  # close() closes it
         self.process = subprocess.Popen(
@@ -87,9 +91,13 @@ class Jail:
 
         The jail parses and compiles both itself: what does not compile is `invalid`, with the reason.
         """
+        memory_bytes = int(limits["memory_bytes"])
         if not self.running:
             self.close()
-            self.start(int(limits["memory_bytes"]))
+            self.start(memory_bytes)
+        elif memory_bytes != self.memory_bytes and self.spec is not None and self.spec.cgroup is not None:
+            self.spec.cgroup.set_memory(self._ceiling(memory_bytes))  # a job with another memory limit
+            self.memory_bytes = memory_bytes
         request = {"solution": solution, "tests": list(tests), "limits": limits}
         budget = len(tests) * (float(limits["time_limit_s"]) + _SLACK_PER_TEST_S) + _SLACK_PER_REQUEST_S
         try:

@@ -66,7 +66,7 @@ class TestProgram:
     names: tuple[str, ...]  # every name the class body binds (it may override unittest's own)
 
 
-def test_methods(class_node: ast.ClassDef) -> tuple[TestMethod, ...]:
+def expected_test_methods(class_node: ast.ClassDef) -> tuple[TestMethod, ...]:
     """The test methods a class defines, by unittest's rule: names starting with "test", sorted;
     a class with none but a `runTest` runs that. The last definition of a name is the one that counts."""
     defined: dict[str, TestMethod] = {}
@@ -92,7 +92,9 @@ def read_test(code: str) -> TestProgram:
     tree = parse(code, "unit test")
     classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
     if len(classes) != 1:
-        raise InvalidProgram("the unit test has no test class" if not classes else "the unit test has several classes")
+        raise InvalidProgram(
+            "the unit test has no test class" if not classes else "the unit test has several classes"
+        )
     names = sorted(
         {node.name for node in classes[0].body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
         | {
@@ -103,7 +105,7 @@ def read_test(code: str) -> TestProgram:
             if isinstance(target, ast.Name)
         }
     )
-    return TestProgram(classes[0].name, test_methods(classes[0]), tuple(names))
+    return TestProgram(classes[0].name, expected_test_methods(classes[0]), tuple(names))
 
 
 def method_codes(module_code: CodeType, class_name: str) -> dict[str, CodeType]:

@@ -1,135 +1,33 @@
-"""Hostile programs against the sandbox, each checked from outside the jail.
+"""Hostile programs against the sandbox's outer walls, each checked from outside the jail.
 
-Most attacks are written as a solution whose `f()` returns 42 only if the attack worked; the unit
-test asserts `f() == 42`, so a contained attack can never pass. After every program the test looks
-at the host: the jail is alive and alone in its pid namespace (nothing the program started
-survives), host files, /tmp and /dev/shm are as they were, and an ordinary pair still passes.
+Processes, memory, files, output, the host's files and environment, the network, privileges and
+the kernel: see `hostile.py` for how an attack is written and checked.
 """
 
 from __future__ import annotations
 
-import os
 import socket
-import socketserver
-import threading
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from hostile import (
+    CANARY,
+    HONEST,
+    HOST_FILE,
+    LIMITS,
+    NOT_PASS,
+    OUTSIDE,
+    WANTS_42,
+    Counting,
+    attack,
+    jail_namespace_members,
+    run,
+)
 
-from orchestrator.config import SandboxLimits
 from sandbox.executor import JailPool
-from sandbox.outcomes import Outcome, PairResult
-from sandbox.policy import SandboxPolicy
+from sandbox.outcomes import Outcome
 
 pytestmark = pytest.mark.security
-
-WANTS_42 = "import unittest\n\n\nclass TestF(unittest.TestCase):\n    def test_f(self):\n        self.assertEqual(f(), 42)\n"
-HONEST = "def f():\n    return 42\n"
-LIMITS = SandboxLimits(time_limit_s=1.0, memory_mb=512, output_limit_bytes=4096)
-CANARY = f"coderm-canary-{uuid.uuid4().hex}"
-HOST_FILE = Path(f"/tmp/coderm-host-secret-{uuid.uuid4().hex}")
-OUTSIDE = Path(f"/var/tmp/coderm-outside-{uuid.uuid4().hex}")  # the jail's /tmp is its own
-
-
-def attack(body: str) -> str:
-    """A solution whose f() runs `body` and returns 42 only if the body gets to its end."""
-    indented = "\n".join("    " + line for line in body.strip("\n").splitlines())
-    return f"import os, sys, socket, signal, threading, time\n\n\ndef f():\n{indented}\n    return 42\n"
-
-
-class Counting(socketserver.BaseRequestHandler):
-    connections = 0
-
-    def handle(self) -> None:
-        Counting.connections += 1
-
-
-@pytest.fixture(scope="module")
-def loopback_server() -> Iterator[int]:
-    """A TCP server on the host's loopback; sandboxed code must never reach it."""
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Counting)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-ATTACK_TARGETS = [Path("/tmp/big"), Path("/tmp/huge"), Path("/tmp/mark"), Path("/dev/shm/big"), OUTSIDE]
-
-
-def sandbox_owned_files(policy: SandboxPolicy) -> list[Path]:
-    """Files in the host's /tmp and /dev/shm owned by a jail's uid: sandboxed code wrote them."""
-    owned = []
-    for folder in (Path("/tmp"), Path("/dev/shm")):
-        for entry in folder.iterdir():
-            try:
-                if entry.lstat().st_uid >= policy.uid_base:
-                    owned.append(entry)
-            except FileNotFoundError:  # other processes come and go
-                continue
-    return owned
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[JailPool]:
-    os.environ["CODERM_CANARY"] = CANARY  # the worker's environment: must not reach the jail
-    HOST_FILE.write_text(CANARY)
-    policy = SandboxPolicy(isolation="namespaces", jails=1)
-    jail_pool = JailPool(policy, size=1)
-    try:
-        yield jail_pool
-        # After the whole suite: nothing the attacks wrote reached the host, and the jail still serves.
-        # (Other processes on the host come and go in /tmp, so the check is by owner and by name.)
-        assert not [path for path in ATTACK_TARGETS if path.exists()]
-        if os.geteuid() == 0:
-            assert sandbox_owned_files(policy) == []
-        assert jail_pool.run_matrix([HONEST], [WANTS_42], LIMITS)[0][0].outcome is Outcome.PASS
-    finally:
-        jail_pool.close()
-        HOST_FILE.unlink(missing_ok=True)
-        os.environ.pop("CODERM_CANARY", None)
-
-
-def jail_namespace_members(pool: JailPool) -> list[int]:
-    """Host pids of every process in the jail's pid namespace, seen from outside."""
-    (jail,) = pool._all
-    assert jail.process is not None and jail.running, "the jail died"
-    launcher = jail.process.pid
-    children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == launcher]
-    inside = children[0] if children else launcher
-    namespace = os.readlink(f"/proc/{inside}/ns/pid")
-    members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.readlink(f"/proc/{entry}/ns/pid") == namespace:
-                    members.append(int(entry))
-            except OSError:
-                continue
-    return members
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return int(stat.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def run(pool: JailPool, solution: str, test: str = WANTS_42, limits: SandboxLimits = LIMITS) -> PairResult:
-    result = pool.run_matrix([solution], [test], limits, capture_output=True)[0][0]
-    # From outside: the jail is alive and alone, and an honest pair still passes.
-    assert len(jail_namespace_members(pool)) == 1, "processes survived the request"
-    assert pool.run_matrix([HONEST], [WANTS_42], LIMITS)[0][0].outcome is Outcome.PASS
-    return result
-
-
-NOT_PASS = {Outcome.FAIL, Outcome.ERROR, Outcome.TIMEOUT, Outcome.MEMORY, Outcome.KILLED}
 
 ATTACKS = {
     # processes
