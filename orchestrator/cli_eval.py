@@ -86,6 +86,11 @@ def eval_command(
         budget = test_budget(session, job_id)
     if config.scaling.policy != "fixed":
         print_test_budget(budget, config.scaling.policy)
+    if budget.without_methods:
+        console.print(
+            f"{budget.without_methods} of the job's unit tests define no test method: they pass every "
+            "solution, as in the paper's harness, so they cannot change a pick (flagged, not scored apart)"
+        )
     if not problems:
         console.print(f"job {job_id}: no problem has ground truth, so there is nothing to score")
         return
@@ -110,6 +115,7 @@ def eval_command(
             "n_solutions": config.n_solutions,
             "n_tests": config.n_tests,
             "repeats": repeats,
+            "unit_tests_without_methods": budget.without_methods,
             **metrics.to_json(),
         }
         lines = [header] + [_problem_json(p.task_id, s) for p, s in zip(problems, scores, strict=True)]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from agents.ground_truth import label_is_correct
@@ -111,6 +111,7 @@ class TestBudget:
     sampled: int
     fixed: int
     completion_tokens: int
+    without_methods: int  # valid tests whose class defines no test method (they pass every solution)
 
     @property
     def saved_tokens(self) -> int:
@@ -122,12 +123,18 @@ class TestBudget:
 def test_budget(session: Session, job_id: str) -> TestBudget:
     job = session.get_one(Job, job_id)
     fixed = JobConfig.model_validate(job.config).n_tests
-    sampled, tokens = session.execute(
-        select(func.count(UnitTest.id), func.coalesce(func.sum(UnitTest.completion_tokens), 0))
+    sampled, tokens, without_methods = session.execute(
+        select(
+            func.count(UnitTest.id),
+            func.coalesce(func.sum(UnitTest.completion_tokens), 0),
+            func.coalesce(func.sum(case((UnitTest.valid & (UnitTest.test_methods == 0), 1), else_=0)), 0),
+        )
         .join(Problem)
         .where(Problem.job_id == job_id)
     ).one()
-    return TestBudget(job.n_problems, int(sampled or 0), job.n_problems * fixed, int(tokens or 0))
+    return TestBudget(
+        job.n_problems, int(sampled or 0), job.n_problems * fixed, int(tokens or 0), int(without_methods or 0)
+    )
 
 
 def scored_problems(session: Session, job_id: str) -> list[ScoredProblem]:

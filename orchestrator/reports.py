@@ -43,6 +43,9 @@ class ProblemSummary:
     valid_solutions: int
     unit_tests: int
     valid_unit_tests: int
+    # Valid unit tests whose class defines no test method: they pass every solution (as in the
+    # paper's harness), so they cannot change a pick, but they are not tests of anything.
+    unit_tests_without_methods: int
     selected_index: int | None
     selected_solution: str | None
     pass_count: int | None
@@ -114,6 +117,16 @@ def _sample_counts(
     return {problem_id: (total, int(valid or 0)) for problem_id, total, valid in rows}
 
 
+def _tests_without_methods(session: Session, job_id: str) -> dict[int, int]:
+    rows = session.execute(
+        select(UnitTest.problem_id, func.count())
+        .join(Problem)
+        .where(Problem.job_id == job_id, UnitTest.valid, UnitTest.test_methods == 0)
+        .group_by(UnitTest.problem_id)
+    ).all()
+    return {problem_id: count for problem_id, count in rows}
+
+
 def _stage_timings(session: Session, job_id: str) -> dict[int, dict[str, float]]:
     """Wall time of each stage per problem: first start to last finish (sandbox chunks overlap)."""
     rows = session.execute(
@@ -134,6 +147,7 @@ def problem_summaries(session: Session, job_id: str) -> list[ProblemSummary]:
     get_job(session, job_id)
     solution_counts = _sample_counts(session, Solution, job_id)
     test_counts = _sample_counts(session, UnitTest, job_id)
+    without_methods = _tests_without_methods(session, job_id)
     timings = _stage_timings(session, job_id)
     rows = session.execute(
         select(Problem, Selection, Solution.index, Solution.code, Solution.correct)
@@ -156,6 +170,7 @@ def problem_summaries(session: Session, job_id: str) -> list[ProblemSummary]:
                 valid_solutions=solution_counts.get(problem.id, (0, 0))[1],
                 unit_tests=test_counts.get(problem.id, (0, 0))[0],
                 valid_unit_tests=test_counts.get(problem.id, (0, 0))[1],
+                unit_tests_without_methods=without_methods.get(problem.id, 0),
                 selected_index=selected_index,
                 selected_solution=selected_code,
                 pass_count=selection.pass_count if selection else None,

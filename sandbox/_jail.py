@@ -45,9 +45,11 @@ ever walked or deleted); no System V IPC at all. Every buffer fed by the pair is
 read runs under the pair's deadline.
 """
 
+import _imp
 import builtins
 import dis
 import gc
+import importlib._bootstrap_external
 import json
 import os
 import resource
@@ -70,15 +72,15 @@ del sys.path[0]
 PASS, FAIL, ERROR, TIMEOUT, MEMORY, KILLED, INVALID = "P", "F", "E", "T", "M", "K", "I"
 
 # Modules a solution or a test commonly imports: loaded once here, so that a pair child finds them
-# in sys.modules. A module first imported in a pair child is compiled from source (bytecode caches
-# are not read there: marshal is refused), which is slower but works.
+# in sys.modules. Not `threading` nor what imports it (logging, queue, asyncio, unittest.mock): its
+# fork handler would cost every pair child a third of a millisecond. A module first imported in a
+# pair child is loaded from the installation's bytecode (`_trusted_bytecode`).
 PRELOADED = (
-    "abc", "array", "ast", "asyncio", "base64", "binascii", "bisect", "calendar", "cmath", "collections",
-    "collections.abc", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal", "difflib", "enum",
-    "fractions", "functools", "hashlib", "heapq", "inspect", "io", "itertools", "json", "keyword", "logging",
-    "math", "numbers", "operator", "pprint", "queue", "random", "re", "statistics", "string", "struct",
-    "textwrap", "traceback", "types", "typing", "unicodedata", "unittest", "unittest.mock", "uuid",
-    "warnings", "weakref", "zlib",
+    "abc", "array", "ast", "base64", "binascii", "bisect", "cmath", "collections", "collections.abc",
+    "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal", "difflib", "enum", "fractions",
+    "functools", "hashlib", "heapq", "inspect", "io", "itertools", "json", "keyword", "math", "numbers",
+    "operator", "pprint", "random", "re", "statistics", "string", "struct", "textwrap", "traceback",
+    "types", "typing", "unicodedata", "unittest", "warnings", "weakref", "zlib",
 )  # fmt: skip
 # Never importable by sandboxed code: native code within its reach.
 FORBIDDEN_MODULES = frozenset({"ctypes", "_ctypes", "_xxsubinterpreters", "_xxinterpchannels", "_xxtestfuzz"})
@@ -96,11 +98,11 @@ _EXIT_GRACE_S = 0.5  # for a pair child to exit after its verdict, and for the k
 
 
 def _drive(job, tools):
-    (solution_code, test_code, class_name, methods, class_names, verdict_fd, index, capture) = job
+    (solution_code, test_code, class_name, methods, class_names, verdict_fd, index, capture, _) = job
     (
         enter, write_verdict, restore, changes, shadowing, test_globals, dict_get, class_dict, exec_,
         id_, type_, isinstance_, getattr_, callable_, repr_, len_, bool_, say, describe, flush,
-        gc_collect, exit_, builtins_module, FunctionType, MethodType, BaseException_, MemoryError_,
+        exit_, builtins_module, FunctionType, MethodType, BaseException_, MemoryError_,
         AssertionError_, SkipTest, pristine_classes, hook_table,
     ) = tools  # fmt: skip
     enter()
@@ -116,7 +118,6 @@ def _drive(job, tools):
         say(capture, describe(exc) + " in the solution's top-level code")
     test_class = hooks = None
     if loaded:
-        gc_collect()  # finalizers left by the top-level code run now, not during the restore
         restore()
         scope = test_globals(namespace)
         try:
@@ -328,24 +329,20 @@ def _call_offset(function, callee):
     raise RuntimeError(f"{function.__name__} never calls {callee}")
 
 
-def _tools_for_pairs(pristine_classes):
+def _hooks(cls, runner):
+    """The unittest hooks `_drive` runs a test method through, taken from a pristine class."""
+    return (
+        cls._callSetUp, cls._callTestMethod, cls._callTearDown, cls.doCleanups,
+        cls._setupAsyncioRunner if runner else None, cls._tearDownAsyncioRunner if runner else None,
+    )  # fmt: skip
+
+
+def _tools_for_pairs(pristine_classes, hook_table):
     """Everything `_drive` uses, bound while the interpreter is still pristine."""
-    from unittest.async_case import IsolatedAsyncioTestCase
-
-    def hooks(cls, runner):
-        return (
-            cls._callSetUp, cls._callTestMethod, cls._callTearDown, cls.doCleanups,
-            cls._setupAsyncioRunner if runner else None, cls._tearDownAsyncioRunner if runner else None,
-        )  # fmt: skip
-
-    hook_table = (
-        (id(IsolatedAsyncioTestCase), hooks(IsolatedAsyncioTestCase, True)),
-        (id(unittest.TestCase), hooks(unittest.TestCase, False)),
-    )
     return (
         native.enter_driver, native.write_verdict, native.restore_pristine, native.pristine_changes,
         native.shadowing, native.test_globals, native.dict_get, native.class_dict, exec, id, type,
-        isinstance, getattr, callable, repr, len, bool, _say, _describe, _flush, gc.collect, os._exit,
+        isinstance, getattr, callable, repr, len, bool, _say, _describe, _flush, os._exit,
         builtins, types.FunctionType, types.MethodType, BaseException, MemoryError, AssertionError,
         unittest.SkipTest, pristine_classes, hook_table,
     )  # fmt: skip
@@ -386,8 +383,13 @@ def _pair_child(jail, job, tools, limits, verdict_w, out_w):
             os.setresuid(jail.pair_uid, jail.pair_uid, jail.pair_uid)
         native.drop_capabilities()
         _limit_self(limits)
-        if jail.pair_filter is not None:
-            native.load_seccomp(jail.pair_filter)
+        if job[8]:  # a test on IsolatedAsyncioTestCase: asyncio is loaded here, before anything untrusted
+            from unittest.async_case import IsolatedAsyncioTestCase
+
+            tools = tools[:-2] + (
+                tools[-2] | {id(c) for c in IsolatedAsyncioTestCase.__mro__},
+                ((id(IsolatedAsyncioTestCase), _hooks(IsolatedAsyncioTestCase, True)), *tools[-1]),
+            )
         if out_w >= 0:  # line-buffered, so what a test prints is in the pipe before its verdict
             sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
             sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
@@ -573,7 +575,10 @@ class Jail:
             program, code, codes = test
             methods = tuple((m.name, m.plain, codes.get(m.name)) for m in program.methods)
             capture = bool(limits.get("capture_output"))
-            job = (solution, code, program.class_name, methods, program.names, _VERDICT_FD, index, capture)
+            job = (
+                solution, code, program.class_name, methods, program.names, _VERDICT_FD, index, capture,
+                program.asynchronous,
+            )  # fmt: skip
             results.append(self.run_pair(job, limits))
         return results
 
@@ -694,6 +699,17 @@ class Jail:
         return [KILLED, duration_ms, 0, 0, 0, text]
 
 
+def _trusted_bytecode(data, name=None, bytecode_path=None, source_path=None):
+    """importlib's `_compile_bytecode`, for the pair children: marshal is refused to sandboxed code
+    (hand-made bytecode reaches arbitrary memory), so a module's cached bytecode is read by the
+    native side, and only from a read-only mount, never from the bytes importlib passes along."""
+    del data, name
+    code = native.read_trusted_code(bytecode_path)
+    if source_path is not None:
+        _imp._fix_co_filename(code, source_path)
+    return code
+
+
 def _pristine_namespaces():
     """What `_drive` restores after the solution's top-level code, and what it guards afterwards."""
     modules = [
@@ -713,19 +729,24 @@ def _pristine_namespaces():
     return namespaces, guarded, frozenset(classes | {id(object)})
 
 
+# What IsolatedAsyncioTestCase adds to TestCase (its module is not loaded in the jail: asyncio).
+_ASYNC_MACHINERY = (
+    "_callAsync", "_callMaybeAsync", "_setupAsyncioRunner", "_tearDownAsyncioRunner", "asyncSetUp",
+    "asyncTearDown", "addAsyncCleanup", "enterAsyncContext",
+)  # fmt: skip
+
+
 def _shadowed_names():
     """Names of unittest's machinery that neither a test instance nor (unless its source defines
     them) a test class may hide with its own: the assertions and the private hooks they rest on."""
-    from unittest.async_case import IsolatedAsyncioTestCase
-
     kept = {"debug", "run", "subTest", "skipTest", "addTypeEqualityFunc"}
-    return frozenset(
+    names = {
         name
-        for cls in (unittest.TestCase, IsolatedAsyncioTestCase)
-        for name in dir(cls)
-        if callable(getattr(cls, name))
+        for name in dir(unittest.TestCase)
+        if callable(getattr(unittest.TestCase, name))
         and (name.startswith(("assert", "fail", "_")) and not name.startswith("__") or name in kept)
-    )
+    }
+    return frozenset(names | {name for name in _ASYNC_MACHINERY if name.startswith("_")})
 
 
 def main():
@@ -752,12 +773,14 @@ def main():
             __import__(name)
         except ImportError:
             pass
-    sys.pycache_prefix = "/nonexistent"  # later imports compile from source: marshal is refused
+    if "threading" in sys.modules:
+        raise SystemExit("a preloaded module imported threading: every pair child would pay its fork handler")
+    importlib._bootstrap_external._compile_bytecode = _trusted_bytecode
     namespaces, guarded, pristine_classes = _pristine_namespaces()
     native.snapshot_pristine(namespaces, guarded, vars(builtins), _shadowed_names())
     _check_driver(_drive)
     native.register_driver(_drive.__code__, _call_offset(_drive, "write_verdict"))
-    tools = _tools_for_pairs(pristine_classes)
+    tools = _tools_for_pairs(pristine_classes, ((id(unittest.TestCase), _hooks(unittest.TestCase, False)),))
     jail = Jail(config, tools)
     if config["jail_uid"] >= 0 and os.getuid() == 0:
         # isolation=rlimits, started by root: the jail leaves root for a uid of its own (after
@@ -770,6 +793,11 @@ def main():
         native.set_child_subreaper()  # orphans of sandboxed code come back to us to be killed
     jail.fresh_scratch()
     native.install_audit_hook(FORBIDDEN_MODULES, not jail.pid_namespace)
+    if jail.pair_filter is not None:
+        # The pair filter goes on the jail itself, which needs none of what it refuses from here on:
+        # every pair child inherits it at fork, for free. (Mounts, which the jail still makes, are
+        # refused to pair children by their lack of capabilities.)
+        native.load_seccomp(jail.pair_filter)
     gc.freeze()  # what exists now is shared with every pair child: the collector leaves it alone
     _write_message(response_fd, {"ready": True, "pid_namespace": jail.pid_namespace, "uid": os.getuid()})
     jail.serve(request_fd, response_fd)

@@ -75,13 +75,13 @@ _NEVER = (
 )
 # The jail (trusted: it runs no untrusted code) mounts a fresh tmpfs when a pair dirtied one.
 JAIL_DENIED_SYSCALLS = _NEVER
-# A pair child, on top of that: no mounts; no other program (so no interpreter without the jail's
-# audit hook); no signal handlers (they would run at any instruction of the driver); no CPU
-# affinity (the jail pins it); no System V or POSIX message-queue IPC, which would outlive the
-# pair. Threads are refused by an argument rule (see `sandbox.seccomp`).
+# Pair children, on top of that (the jail installs this filter on itself once started, and they
+# inherit it): no other program (so no interpreter without the jail's audit hook); no signal
+# handlers (they would run at any instruction of the driver); no CPU affinity (the jail pins it);
+# no System V or POSIX message-queue IPC, which would outlive the pair. Threads are refused by an
+# argument rule (see `sandbox.seccomp`). Mounts stay allowed by the filter, for the jail: pair
+# children hold no capability to make one.
 PAIR_DENIED_SYSCALLS = _NEVER + (
-    "mount",
-    "umount2",
     "execve",
     "execveat",
     "rt_sigaction",

@@ -64,6 +64,7 @@ class TestProgram:
     class_name: str
     methods: tuple[TestMethod, ...]  # sorted by name, as unittest's loader runs them
     names: tuple[str, ...]  # every name the class body binds (it may override unittest's own)
+    asynchronous: bool  # derived from unittest.IsolatedAsyncioTestCase
 
 
 def expected_test_methods(class_node: ast.ClassDef) -> tuple[TestMethod, ...]:
@@ -105,7 +106,8 @@ def read_test(code: str) -> TestProgram:
             if isinstance(target, ast.Name)
         }
     )
-    return TestProgram(classes[0].name, expected_test_methods(classes[0]), tuple(names))
+    asynchronous = any(ast.unparse(base).endswith("IsolatedAsyncioTestCase") for base in classes[0].bases)
+    return TestProgram(classes[0].name, expected_test_methods(classes[0]), tuple(names), asynchronous)
 
 
 def method_codes(module_code: CodeType, class_name: str) -> dict[str, CodeType]:

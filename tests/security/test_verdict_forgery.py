@@ -154,6 +154,11 @@ ATTACKS = {
         NOT_PASS,
     ),
     "marshal a code object": ("import marshal\nmarshal.loads(b'\\xe3' + bytes(40))\nreturn 0", NOT_PASS),
+    "bytecode of our own through the jail's trusted reader": (
+        "import _jailsys, importlib.util\nopen('/tmp/x.pyc', 'wb').write(importlib.util.MAGIC_NUMBER + bytes(12) + b'\\xe3' + bytes(40))\n"
+        "_jailsys.read_trusted_code('/tmp/x.pyc')\nreturn 0",
+        NOT_PASS,
+    ),
     "ctypes under another name": (
         "import importlib.util, _imp\nspec = importlib.util.find_spec('_ctypes')\n"
         "_imp.create_dynamic(spec)\nreturn 0",
