@@ -383,7 +383,7 @@ def _pair_child(jail, job, tools, limits, verdict_w, out_w):
             os.setresuid(jail.pair_uid, jail.pair_uid, jail.pair_uid)
         native.drop_capabilities()
         _limit_self(limits)
-        if job[8]:  # a test on IsolatedAsyncioTestCase: asyncio is loaded here, before anything untrusted
+        if job[8]:  # a test on IsolatedAsyncioTestCase: asyncio is loaded here, before the hook is armed
             from unittest.async_case import IsolatedAsyncioTestCase
 
             tools = tools[:-2] + (
@@ -393,6 +393,7 @@ def _pair_child(jail, job, tools, limits, verdict_w, out_w):
         if out_w >= 0:  # line-buffered, so what a test prints is in the pipe before its verdict
             sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
             sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        native.arm()  # from here on, and in all this process forks, the audit hook refuses
         _drive(job, tools)
     finally:
         os._exit(70)

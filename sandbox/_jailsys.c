@@ -11,10 +11,11 @@
  *   the offset of the calling instruction, once per process. Reading the driver's frame (frames
  *   are not hidden) therefore yields nothing to forge with, and calling `write_verdict` from
  *   anywhere else, even through a builtin callable the driver is tricked into calling, fails;
- * - an audit hook (PEP 578; a C hook cannot be reached or removed from Python) that arms itself in
- *   every process forked from the jail and refuses what would let the code under test rewrite the
- *   driver's state or read this module's memory: trace and profile functions, new code objects and
- *   marshal, ctypes and the test modules of CPython, native extension loading through sqlite,
+ * - an audit hook (PEP 578; a C hook cannot be reached or removed from Python), armed by a pair
+ *   child once its trusted setup is done and inherited by whatever it forks, which refuses what
+ *   would let the code under test rewrite the driver's state or read this module's memory: trace
+ *   and profile functions, new code objects and marshal, swapped code or (unittest's) defaults of a
+ *   function, ctypes and the test modules of CPython, native extension loading through sqlite,
  *   exec of programs;
  * - the pristine state of the interpreter (module globals, unittest's classes, builtins), taken
  *   once in the jail, restored in a pair child after the solution's top-level code, and checked
@@ -34,7 +35,6 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -48,7 +48,7 @@
 
 /* ---- state: C statics, which no Python object refers to ------------------------------------ */
 
-static int armed = 0;            /* set in every process forked after install_audit_hook */
+static int armed = 0;            /* set by arm() in a pair child, inherited by whatever it forks */
 static int reading_trusted = 0;  /* read_trusted_code is unmarshalling a file of the installation */
 static int hook_installed = 0;
 static int refuse_proc_paths = 0;
@@ -68,7 +68,7 @@ static PyObject *pristine_builtins = NULL;
 static PyObject *graveyard = NULL; /* what a restore replaced: kept alive, so no finalizer runs */
 static PyObject *shadow_names = NULL;  /* unittest's machinery: no test instance may hide these */
 
-static void arm_in_child(void) { armed = 1; }
+static PyObject *guarded_functions = NULL; /* ids of unittest's functions: their defaults are fixed */
 
 static PyObject *refuse(PyObject *type, const char *what) {
     PyErr_Format(type, "%s is not allowed in the coderm sandbox", what);
@@ -332,10 +332,18 @@ static int audit_hook(const char *event, PyObject *args, void *data) {
         return hook_refuse(PyExc_RuntimeError, event);
     if (strcmp(event, "object.__setattr__") == 0 && PyTuple_GET_SIZE(args) >= 2) {
         PyObject *name = PyTuple_GET_ITEM(args, 1);
-        if (PyUnicode_Check(name) && (PyUnicode_CompareWithASCIIString(name, "__code__") == 0 ||
-                                      PyUnicode_CompareWithASCIIString(name, "__defaults__") == 0 ||
-                                      PyUnicode_CompareWithASCIIString(name, "__kwdefaults__") == 0))
-            return hook_refuse(PyExc_RuntimeError, "replacing a function's code or defaults");
+        if (!PyUnicode_Check(name)) return 0;
+        if (PyUnicode_CompareWithASCIIString(name, "__code__") == 0)
+            return hook_refuse(PyExc_RuntimeError, "replacing a function's code");
+        if (PyUnicode_CompareWithASCIIString(name, "__defaults__") == 0 ||
+            PyUnicode_CompareWithASCIIString(name, "__kwdefaults__") == 0) {
+            /* namedtuple sets the defaults of the functions it makes; unittest's stay as they are. */
+            PyObject *id = PyLong_FromVoidPtr(PyTuple_GET_ITEM(args, 0));
+            int guarded = id != NULL && guarded_functions != NULL ? PySet_Contains(guarded_functions, id) : 0;
+            Py_XDECREF(id);
+            if (guarded < 0) return -1;
+            if (guarded) return hook_refuse(PyExc_RuntimeError, "changing the defaults of unittest's functions");
+        }
         return 0;
     }
     /* Native code: ctypes, CPython's test modules, sqlite extensions. */
@@ -377,9 +385,15 @@ static PyObject *jail_install_audit_hook(PyObject *self, PyObject *args) {
     Py_INCREF(modules);
     forbidden_modules = modules;
     refuse_proc_paths = proc_paths;
-    if (pthread_atfork(NULL, NULL, arm_in_child) != 0) return PyErr_SetFromErrno(PyExc_OSError);
     if (PySys_AddAuditHook(audit_hook, NULL) != 0) return NULL;
     hook_installed = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *jail_arm(PyObject *self, PyObject *noargs) {
+    /* From now on, in this process and all it forks, the hook refuses. There is no way back. */
+    if (!hook_installed) return refuse(PyExc_RuntimeError, "arming before the hook is installed");
+    armed = 1;
     Py_RETURN_NONE;
 }
 
@@ -467,6 +481,8 @@ static PyObject *jail_snapshot_pristine(PyObject *self, PyObject *args) {
     if (armed || pristine != NULL) return refuse(PyExc_PermissionError, "taking the pristine state again");
     pristine = PyList_New(0);
     pristine_cells = PyList_New(0);
+    guarded_functions = PySet_New(NULL);
+    if (guarded_functions == NULL) return NULL;
     graveyard = PyList_New(0);
     pristine_builtins = PyDict_Copy(builtins);
     versions = PyMem_Calloc(PyList_GET_SIZE(namespaces) + 1, sizeof(uint64_t));
@@ -489,8 +505,24 @@ static PyObject *jail_snapshot_pristine(PyObject *self, PyObject *args) {
         if (!is_guarded) continue;
         Py_ssize_t position = 0;
         PyObject *key, *value;
-        while (PyDict_Next(dict, &position, &key, &value))
+        while (PyDict_Next(dict, &position, &key, &value)) {
             if (add_cells(value, 0) != 0) return NULL;
+            PyObject *function = value;
+            if (Py_IS_TYPE(value, &PyStaticMethod_Type) || Py_IS_TYPE(value, &PyClassMethod_Type))
+                function = PyObject_GetAttrString(value, "__func__");
+            else
+                Py_INCREF(function);
+            if (function == NULL) {
+                PyErr_Clear();
+                continue;
+            }
+            if (PyFunction_Check(function)) {
+                PyObject *id = PyLong_FromVoidPtr(function);
+                if (id == NULL || PySet_Add(guarded_functions, id) != 0) return NULL;
+                Py_DECREF(id);
+            }
+            Py_DECREF(function);
+        }
     }
     Py_RETURN_NONE;
 }
@@ -718,7 +750,8 @@ static PyMethodDef methods[] = {
     {"enter_driver", jail_enter_driver, METH_NOARGS, "The driver's first call in a pair child."},
     {"write_verdict", jail_write_verdict, METH_VARARGS, "The driver's one verdict."},
     {"install_audit_hook", jail_install_audit_hook, METH_VARARGS, "install_audit_hook(forbidden_modules, refuse_proc_paths)."},
-    {"is_armed", jail_is_armed, METH_NOARGS, "Whether this process runs untrusted code (forked from the jail)."},
+    {"arm", jail_arm, METH_NOARGS, "Arm the audit hook in this process and all it forks (for good)."},
+    {"is_armed", jail_is_armed, METH_NOARGS, "Whether this process runs untrusted code."},
     {"snapshot_pristine", jail_snapshot_pristine, METH_VARARGS, "snapshot_pristine(namespaces, guarded, builtins, shadowed): once."},
     {"restore_pristine", jail_restore_pristine, METH_NOARGS, "Put back every pristine binding."},
     {"pristine_changes", jail_pristine_changes, METH_NOARGS, "Guarded names whose binding changed."},

@@ -180,3 +180,35 @@ def test_a_problem_file_without_ground_truth_is_run_but_not_scored(
     result = coderm_cli(["eval", str(plain)], env=embedded_env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "no problem has ground truth" in result.stderr
+
+
+def test_a_unit_test_without_test_methods_is_counted_and_flagged(
+    tmp_path: Path, embedded_env: dict[str, str], coderm_cli
+) -> None:
+    """It passes every solution, as in the paper's harness, and `eval` and `results` say so."""
+    empty = "import unittest\n\n\nclass TestNothing(unittest.TestCase):\n    def helper(self):\n        pass\n"
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text(
+        json.dumps(
+            {
+                "task_id": "t",
+                "question": "add",
+                "solutions": [
+                    {"solution": ADD["solutions"][0], "plus_status": "pass"},
+                    {"solution": ADD["solutions"][1], "plus_status": "fail"},
+                ],
+                "unit_tests": [*ADD["unit_tests"], empty],
+            }
+        )
+        + "\n"
+    )
+    out = tmp_path / "eval.jsonl"
+    result = coderm_cli(["eval", str(labelled), "--json-out", str(out)], env=embedded_env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "1 of the job's unit tests define no test method" in result.stdout + result.stderr
+    header = json.loads(out.read_text().splitlines()[0])
+    assert header["unit_tests_without_methods"] == 1
+    job_id = result.stderr.split("`coderm results ")[1].split("`")[0]
+    shown = coderm_cli(["results", job_id, "--format", "jsonl"], env=embedded_env)
+    (problem,) = [json.loads(line) for line in shown.stdout.splitlines()][1:]
+    assert problem["unit_tests_without_methods"] == 1 and problem["valid_unit_tests"] == 4

@@ -138,24 +138,36 @@ HOOK = textwrap.dedent(
                 found[name] = type(exc).__name__
         return found
 
+    def in_child(report):
+        read, write = os.pipe()
+        if os.fork() == 0:
+            os.write(write, json.dumps(report()).encode())
+            os._exit(0)
+        os.close(write)
+        return json.loads(os.read(read, 65536))
+
     _jailsys.install_audit_hook(frozenset({"ctypes", "_ctypes"}), False)
-    read, write = os.pipe()
-    if os.fork() == 0:
-        os.write(write, json.dumps(attempts()).encode())
-        os._exit(0)
-    os.close(write)
-    child = json.loads(os.read(read, 65536))
-    print(json.dumps({"child": child, "jail": attempts(), "armed": _jailsys.is_armed()}))
+
+    def armed_child():
+        _jailsys.arm()
+        return {"attempts": attempts(), "grandchild armed": in_child(lambda: _jailsys.is_armed())}
+
+    child = in_child(armed_child)
+    unarmed = in_child(attempts)
+    print(json.dumps({"armed": child, "unarmed": unarmed, "jail": attempts(), "jail armed": _jailsys.is_armed()}))
     """
 )
 
 
-def test_the_audit_hook_arms_itself_in_forked_children_only() -> None:
+def test_the_audit_hook_refuses_once_armed_in_that_process_and_what_it_forks() -> None:
     done = subprocess.run(
         [sys.executable, "-c", HOOK], capture_output=True, text=True, timeout=60, check=True
     )
     seen = json.loads(done.stdout)
-    assert seen["armed"] is False and set(seen["jail"].values()) == {"allowed"}, seen["jail"]
-    child = seen.pop("child")
-    assert child.pop("frames") == "allowed"  # honest code reads frames; they hold nothing to forge with
-    assert "allowed" not in child.values(), child
+    assert seen["jail armed"] is False
+    for unarmed in (seen["jail"], seen["unarmed"]):
+        assert set(unarmed.values()) == {"allowed"}, unarmed
+    armed = seen["armed"]
+    assert armed["grandchild armed"] is True
+    assert armed["attempts"].pop("frames") == "allowed"  # honest code reads frames: nothing to forge with
+    assert "allowed" not in armed["attempts"].values(), armed

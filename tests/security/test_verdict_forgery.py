@@ -158,6 +158,10 @@ ATTACKS = {
         NOT_PASS,
     ),
     "swap a function's code": ("def g():\n    pass\ng.__code__ = (lambda: 1).__code__", NOT_PASS),
+    "loosen assertAlmostEqual's defaults": (
+        "import unittest\nunittest.TestCase.assertAlmostEqual.__defaults__ = (None, None, 10**9)",
+        NOT_PASS,
+    ),
     "an audit hook of our own": (
         "seen = []\nsys.addaudithook(lambda event, args: seen.append(event))\nopen('/dev/null').close()\nassert seen",
         NOT_PASS,
