@@ -186,7 +186,9 @@ def test_a_unit_test_without_test_methods_is_counted_and_flagged(
     tmp_path: Path, embedded_env: dict[str, str], coderm_cli
 ) -> None:
     """It passes every solution, as in the paper's harness, and `eval` and `results` say so."""
-    empty = "import unittest\n\n\nclass TestNothing(unittest.TestCase):\n    def helper(self):\n        pass\n"
+    empty = (
+        "import unittest\n\n\nclass TestNothing(unittest.TestCase):\n    def helper(self):\n        pass\n"
+    )
     labelled = tmp_path / "labelled.jsonl"
     labelled.write_text(
         json.dumps(
