@@ -5,7 +5,8 @@ the native module `_jailsys` beside it. The worker starts it once (`sandbox.jail
 one solution at a time with the unit tests to run it against, over stdin/stdout:
 
     request:  {"solution": str, "tests": [str], "limits": {...}}
-    response: {"results": [[outcome, duration_ms, tests_run, failures, errors, output], ...]}
+    response: one message per test, in order, as soon as it is known:
+              [outcome, duration_ms, tests_run, failures, errors, output, killed_by_signal]
 (both directions: a 4-byte big-endian length, then that much JSON).
 
 How a pair runs, and why it cannot be forged
@@ -511,13 +512,16 @@ class Jail:
                     os.kill(-1, signal.SIGKILL)  # every process of our namespace but ourselves
                 except OSError:
                     pass
-            else:
-                for victim in [session, *self._descendants()]:
+            else:  # isolation=rlimits: the pair's session, and whatever descends from us
+                try:
+                    if session > 0:
+                        os.killpg(session, signal.SIGKILL)
+                except OSError:
+                    pass
+                for victim in self._descendants():
                     try:
-                        os.killpg(victim, signal.SIGKILL) if victim == session else os.kill(
-                            victim, signal.SIGKILL
-                        )
-                    except (ProcessLookupError, PermissionError):
+                        os.kill(victim, signal.SIGKILL)
+                    except OSError:
                         pass
             if time.monotonic() > deadline:
                 return
@@ -555,23 +559,26 @@ class Jail:
         return self.tests[source]
 
     def serve(self, request_fd, response_fd):
+        """Each pair's result is sent as soon as it is known: if the jail dies (killed from outside,
+        say), the worker keeps what was done and knows which pair was running."""
         while True:
             request = _read_message(request_fd)
             if request is None:
                 return
-            _write_message(response_fd, {"results": self.run_solution(request)})
+            for result in self.run_solution(request):
+                _write_message(response_fd, result)
 
     def run_solution(self, request):
         tests, limits = request["tests"], request["limits"]
         try:
             solution = programs.compile_program(request["solution"], "<solution>", "solution")
         except programs.InvalidProgram as exc:
-            return [[INVALID, 0, 0, 0, 0, str(exc)]] * len(tests)
-        results = []
+            yield from [[INVALID, 0, 0, 0, 0, str(exc), 0]] * len(tests)
+            return
         for index, source in enumerate(tests):
             test = self.read_test(source)
             if isinstance(test, str):
-                results.append([INVALID, 0, 0, 0, 0, test])
+                yield [INVALID, 0, 0, 0, 0, test, 0]
                 continue
             program, code, codes = test
             methods = tuple((m.name, m.plain, codes.get(m.name)) for m in program.methods)
@@ -580,8 +587,7 @@ class Jail:
                 solution, code, program.class_name, methods, program.names, _VERDICT_FD, index, capture,
                 program.asynchronous,
             )  # fmt: skip
-            results.append(self.run_pair(job, limits))
-        return results
+            yield self.run_pair(job, limits)
 
     def run_pair(self, job, limits):
         index, capture = job[6], job[7]
@@ -594,7 +600,16 @@ class Jail:
         verdict_sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         out_r, out_w = os.pipe() if capture else (-1, -1)
         started = time.monotonic()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # what an earlier pair left may still hold the process limit
+            verdict_sock.close()
+            verdict_w.close()
+            for fd in (out_r, out_w):
+                if fd >= 0:
+                    os.close(fd)
+            self.kill_leftovers(0)
+            return [KILLED, 0, 0, 0, 0, f"[coderm] the jail could not fork the pair: {exc}", 0]
         if pid == 0:
             _pair_child(self, job, self.tools, limits, verdict_w.fileno(), out_w)
         verdict_w.close()
@@ -683,21 +698,24 @@ class Jail:
 
     @staticmethod
     def _judge(index, pid, messages, timed_out, status, duration_ms, text):
+        """[outcome, duration_ms, tests run, failures, errors, output, the signal that ended the pair
+        child without a verdict or 0]: the worker tells a pair killed from outside by that signal."""
         if messages:
             sender, line = messages[0]
             fields = native.check_verdict(line.rstrip(b"\n"), index) if sender == pid else None
             parts = fields.decode("ascii", "replace").split() if fields is not None else []
             if len(messages) == 1 and len(parts) == 4 and parts[0] in (PASS, FAIL, ERROR, MEMORY):
-                return [parts[0], duration_ms, int(parts[1]), int(parts[2]), int(parts[3]), text]
+                return [parts[0], duration_ms, int(parts[1]), int(parts[2]), int(parts[3]), text, 0]
             note = (
                 "[coderm] a verdict that is not the pair's own: forged, repeated or sent by another process"
             )
-            return [ERROR, duration_ms, 0, 0, 0, (text + "\n" + note).strip()]
+            return [ERROR, duration_ms, 0, 0, 0, (text + "\n" + note).strip(), 0]
         if timed_out:
-            return [TIMEOUT, duration_ms, 0, 0, 0, text]
-        if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
-            return [TIMEOUT, duration_ms, 0, 0, 0, text]
-        return [KILLED, duration_ms, 0, 0, 0, text]
+            return [TIMEOUT, duration_ms, 0, 0, 0, text, 0]
+        signalled = os.WTERMSIG(status) if status is not None and os.WIFSIGNALED(status) else 0
+        if signalled == signal.SIGXCPU:
+            return [TIMEOUT, duration_ms, 0, 0, 0, text, 0]
+        return [KILLED, duration_ms, 0, 0, 0, text, signalled]
 
 
 def _trusted_bytecode(data, name=None, bytecode_path=None, source_path=None):

@@ -35,6 +35,14 @@ class JailCgroup:
         for directory in self.directories:
             (directory / "cgroup.procs").write_text(pid)
 
+    def oom_events_file(self) -> Path | None:
+        """The file that counts the OOM kills in this cgroup (v1 memory.oom_control, v2 memory.events)."""
+        for directory in self.directories:
+            for name in ("memory.events", "memory.oom_control"):
+                if (directory / name).is_file():
+                    return directory / name
+        return None
+
     def set_memory(self, memory_bytes: int) -> None:
         """A new memory ceiling (between two requests: a job with another memory limit)."""
         for directory in self.directories:
@@ -74,7 +82,19 @@ def _own_cgroups() -> dict[str, str]:
     return paths
 
 
+def _prune_stale(parent: Path) -> None:
+    """Remove the cgroups of jails whose worker process is gone. A Celery pool process ends with
+    os._exit, so its jails die with it (bubblewrap's --die-with-parent) but their empty cgroups
+    stay behind; without this they would pile up for the life of the host."""
+    for directory in parent.glob("coderm-jail-*-*"):
+        owner = directory.name.split("-")[2]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # refused while processes are inside: then it is not stale
+
+
 def _make(parent: Path, name: str, limits: dict[str, str]) -> Path | None:
+    _prune_stale(parent)
     directory = parent / name
     try:
         directory.mkdir()
@@ -133,3 +153,17 @@ def _cpuset_mems(own: str | None) -> str:
         return (_CGROUP_ROOT / "cpuset" / own.lstrip("/") / "cpuset.mems").read_text().strip() or "0"
     except OSError:
         return "0"
+
+
+def oom_kills(events_file: Path | None) -> int:
+    """How many processes the OOM killer has killed in a cgroup so far (0 where it is not known)."""
+    if events_file is None:
+        return 0
+    try:
+        for line in events_file.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0

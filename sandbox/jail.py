@@ -1,8 +1,7 @@
 """The worker's side of a jail: start it once, send it solutions, read back outcomes.
 
-A jail that dies (its memory cgroup killed it, say) is started again on the next request; the
-pairs it was running are reported as `killed`. A sandbox failure is a result, never a crash of the
-worker.
+A jail that dies is started again; the pair it was running is run once more before it is reported
+as `killed` (see `Jail.run`). A sandbox failure is a result, never a crash of the worker.
 """
 
 from __future__ import annotations
@@ -11,12 +10,14 @@ import json
 import logging
 import os
 import selectors
+import signal
 import struct
 import subprocess
 import time
 from collections.abc import Sequence
 from typing import IO, Any
 
+from sandbox.cgroups import oom_kills
 from sandbox.isolation import LaunchSpec, SandboxUnavailableError, build_launch
 from sandbox.outcomes import Outcome, PairResult
 from sandbox.policy import SandboxPolicy
@@ -87,10 +88,37 @@ class Jail:
         return self.process is not None and self.process.poll() is None
 
     def run(self, solution: str, tests: Sequence[str], limits: dict[str, Any]) -> list[PairResult]:
-        """Run one solution against `tests`; a dead jail gives `killed` pairs and starts afresh next time.
+        """Run one solution against `tests`.
 
-        The jail parses and compiles both itself: what does not compile is `invalid`, with the reason.
+        The jail parses and compiles both itself: what does not compile is `invalid`, with the
+        reason. A pair the jail could not finish for a reason that is not its own (the jail, or the
+        pair's process, killed from outside: an operator, a node drain, the host's OOM killer) is run
+        once more in a fresh process or jail; only a pair that dies that way twice is `killed`. A pair
+        that the jail's cgroup killed for memory is `memory`.
         """
+        results: list[PairResult] = []
+        killed: list[tuple[int, int]] = []  # (position, signal) of pair children killed without a verdict
+        retried: set[int] = set()
+        while len(results) < len(tests):
+            done = self._request(solution, tests[len(results) :], limits)
+            killed += [(len(results) + i, signalled) for i, (_, signalled) in enumerate(done) if signalled]
+            results += [result for result, _ in done]
+            if len(results) < len(tests):  # the jail died while it ran tests[len(results)]
+                if len(results) in retried:
+                    results.append(PairResult(Outcome.KILLED, 0, output="the sandbox jail died, twice"))
+                retried.add(len(results))
+        for position, signalled in killed:
+            if signalled == signal.SIGKILL and position not in retried:  # a kill it did not bring on itself
+                again = self._request(solution, [tests[position]], limits)
+                if again:
+                    results[position] = again[0][0]
+        return results
+
+    def _request(
+        self, solution: str, tests: Sequence[str], limits: dict[str, Any]
+    ) -> list[tuple[PairResult, int]]:
+        """(result, signal that killed the pair child without a verdict, or 0) for each test, in
+        order, as far as the jail got: fewer than `tests` if it died (it starts afresh next time)."""
         memory_bytes = int(limits["memory_bytes"])
         if not self.running:
             self.close()
@@ -98,19 +126,31 @@ class Jail:
         elif memory_bytes != self.memory_bytes and self.spec is not None and self.spec.cgroup is not None:
             self.spec.cgroup.set_memory(self._ceiling(memory_bytes))  # a job with another memory limit
             self.memory_bytes = memory_bytes
-        request = {"solution": solution, "tests": list(tests), "limits": limits}
-        budget = len(tests) * (float(limits["time_limit_s"]) + _SLACK_PER_TEST_S) + _SLACK_PER_REQUEST_S
+        cgroup = self.spec.cgroup if self.spec is not None else None
+        events = cgroup.oom_events_file() if cgroup is not None else None
+        per_pair = 2 * (float(limits["time_limit_s"]) + _SLACK_PER_TEST_S) + _SLACK_PER_REQUEST_S
+        done: list[tuple[PairResult, int]] = []
+        oom_before = oom_kills(events)
         try:
-            self._write_message(request)
-            response = self._read_message(time.monotonic() + budget)
+            self._write_message({"solution": solution, "tests": list(tests), "limits": limits})
+            for _ in tests:
+                oom_before = oom_kills(events)
+                outcome, duration_ms, run, failures, errors, output, signalled = self._read_message(
+                    time.monotonic() + per_pair
+                )
+                result = PairResult(Outcome(outcome), duration_ms, run, failures, errors, output)
+                if oom_kills(events) > oom_before and result.outcome is not Outcome.PASS:
+                    # The cgroup's OOM killer took one of the pair's processes: the pair's own
+                    # memory, not a kill from outside, whichever process it was.
+                    result, signalled = PairResult(Outcome.MEMORY, duration_ms, output=output), 0
+                done.append((result, signalled))
         except (_JailDied, BrokenPipeError) as exc:
             logger.warning("sandbox jail died during a request (%s): %s", exc, self._stderr_text()[-500:])
             self.close()
-            return [PairResult(Outcome.KILLED, 0, output="the sandbox jail died") for _ in tests]
-        return [
-            PairResult(Outcome(o), duration_ms, tests_run, failures, errors, output)
-            for o, duration_ms, tests_run, failures, errors, output in response["results"]
-        ]
+            if len(done) < len(tests) and oom_kills(events) > oom_before:
+                # The cgroup's OOM killer took the jail while this pair ran: the pair's own memory.
+                done.append((PairResult(Outcome.MEMORY, 0, output="the jail's memory ran out"), 0))
+        return done
 
     def close(self) -> None:
         if self.process is not None:
@@ -140,10 +180,10 @@ class Jail:
         self.process.stdin.write(struct.pack(">I", len(body)) + body)
         self.process.stdin.flush()
 
-    def _read_message(self, deadline: float) -> dict[str, Any]:
+    def _read_message(self, deadline: float) -> Any:
         assert self.process is not None and self.process.stdout is not None
         header = self._read_exactly(4, deadline)
-        return json.loads(self._read_exactly(struct.unpack(">I", header)[0], deadline))  # type: ignore[no-any-return]
+        return json.loads(self._read_exactly(struct.unpack(">I", header)[0], deadline))
 
     def _read_exactly(self, size: int, deadline: float) -> bytes:
         assert self.process is not None and self.process.stdout is not None
