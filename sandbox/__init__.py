@@ -54,6 +54,8 @@ return objects that lie (an `__eq__` that always says yes), read the test's own 
 a shared module while a test method runs and put it back before the method returns. The paper's
 harness, which runs `solution + test` as one program, has the same exposure; a test that checks
 types and values closely is the defence. Exploiting a memory-safety bug of CPython itself is out of
-scope of the in-process walls (the outer walls still hold). `isolation=rlimits` has no mount
-namespace: it refuses /proc paths in the audit hook, but cannot hide /proc as the namespaces do.
+scope of the in-process walls (the outer walls still hold). Without a writable cgroup (an ordinary
+user without a delegated subtree) memory is bounded per process (RLIMIT_AS), not per pair.
+`isolation=rlimits` has no mount namespace: it refuses /proc paths in the audit hook, but cannot
+hide /proc as the namespaces do, and a pair there can write the host's /tmp.
 """
