@@ -721,9 +721,17 @@ class Jail:
 def _trusted_bytecode(data, name=None, bytecode_path=None, source_path=None):
     """importlib's `_compile_bytecode`, for the pair children: marshal is refused to sandboxed code
     (hand-made bytecode reaches arbitrary memory), so a module's cached bytecode is read by the
-    native side, and only from a read-only mount, never from the bytes importlib passes along."""
+    native side, and only from a read-only mount, never from the bytes importlib passes along.
+    Bytecode anywhere else (isolation=rlimits: the host's own files) is left unread: the module is
+    compiled from its source."""
     del data, name
-    code = native.read_trusted_code(bytecode_path)
+    try:
+        code = native.read_trusted_code(bytecode_path)
+    except ImportError:
+        if source_path is None:
+            raise
+        with open(source_path, "rb") as source:
+            return compile(source.read(), source_path, "exec", dont_inherit=True)
     if source_path is not None:
         _imp._fix_co_filename(code, source_path)
     return code
@@ -795,6 +803,8 @@ def main():
     if "threading" in sys.modules:
         raise SystemExit("a preloaded module imported threading: every pair child would pay its fork handler")
     importlib._bootstrap_external._compile_bytecode = _trusted_bytecode
+    if config.get("packages"):  # the third-party packages pairs may import, loaded on demand
+        sys.path.append(config["packages"])
     namespaces, guarded, pristine_classes = _pristine_namespaces()
     native.snapshot_pristine(namespaces, guarded, vars(builtins), _shadowed_names())
     _check_driver(_drive)

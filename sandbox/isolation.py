@@ -27,7 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -42,7 +42,16 @@ logger = logging.getLogger(__name__)
 JAIL_SCRIPT = Path(__file__).with_name("_jail.py")
 PROGRAMS_MODULE = Path(__file__).with_name("programs.py")
 _INSIDE = "/coderm"  # where the jail's own files are bound
-_ENVIRONMENT = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+# No secrets; BLAS libraries (numpy's) asked not to start threads, which pairs cannot make.
+_ENVIRONMENT = {
+    "PATH": "/usr/bin:/bin",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 _jail_numbers = itertools.count()
 
 
@@ -121,6 +130,25 @@ def jail_cpu(policy: SandboxPolicy, number: int) -> int:
     return cpus[(os.getpid() + number) % len(cpus)]
 
 
+def package_folders(names: Sequence[str]) -> list[Path]:
+    """The folders of the allowed third-party packages that are installed: each package and the
+    libraries its wheel bundles beside it (numpy.libs). Found without importing them."""
+    folders = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        package = Path(next(iter(spec.submodule_search_locations)))
+        folders.append(package)
+        bundled = package.with_name(f"{package.name}.libs")
+        if bundled.is_dir():
+            folders.append(bundled)
+    return folders
+
+
 def native_module_path() -> Path:
     """The jail's native module (sandbox/_jailsys.c), built when the package was installed."""
     spec = importlib.util.find_spec("sandbox._jailsys")
@@ -179,8 +207,13 @@ def _rlimits_launch(
     if uid >= 0:
         for folder in (jail_dir, work_dir):
             os.chown(folder, uid, uid)
+    packages = jail_dir / "packages"  # links to the allowed packages only, not their site-packages
+    packages.mkdir()
+    for folder in package_folders(policy.packages):
+        (packages / folder.name).symlink_to(folder)
     config: dict[str, object] = {
         "cpu": cpu,
+        "packages": str(packages),
         "jail_uid": uid,  # the jail leaves root itself: nothing else isolates it
         "pair_uid": -1,
         "scratch": [[str(work_dir), policy.tmpfs_mb << 20]],
@@ -231,9 +264,14 @@ def _namespaces_launch(
         arguments += ["--setenv", name, value]
     arguments += ["--hostname", "coderm-jail"]
     arguments += _root_tree_arguments(policy)
+    # Pair children, which may run under another uid, import the allowed packages from here.
+    for folder in (_INSIDE, f"{_INSIDE}/packages"):
+        arguments += ["--perms", "0755", "--dir", folder]
     arguments += ["--ro-bind", str(JAIL_SCRIPT), f"{_INSIDE}/jail.py"]
     arguments += ["--ro-bind", str(PROGRAMS_MODULE), f"{_INSIDE}/programs.py"]
     arguments += ["--ro-bind", str(native), f"{_INSIDE}/_jailsys.so"]
+    for folder in package_folders(policy.packages):
+        arguments += ["--ro-bind", str(folder), f"{_INSIDE}/packages/{folder.name}"]
     # No /proc at all: nothing in the jail reads another process, or its own memory, through it.
     arguments += ["--dev", "/dev"]
     arguments += ["--perms", "1777", "--size", str(policy.tmpfs_mb << 20), "--tmpfs", "/tmp"]
@@ -243,6 +281,7 @@ def _namespaces_launch(
     pass_fds: list[int] = []
     config: dict[str, object] = {
         "cpu": cpu,
+        "packages": f"{_INSIDE}/packages",
         "jail_uid": -1,
         "pair_uid": uid,
         "scratch": [["/tmp", policy.tmpfs_mb << 20], ["/dev/shm", policy.shm_mb << 20]],

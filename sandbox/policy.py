@@ -17,6 +17,7 @@ policy here belongs to the host and is read from `CODERM_SANDBOX_*` environment 
 | uid_base           | 1900000000    | jails started by root drop to uid_base + a number of their own     |
 | pin_cpus           | true          | pin each jail (and its children) to one CPU, spread over the CPUs |
 | read_only_paths    | /usr          | host paths visible read-only (the Python installation is added)    |
+| packages           | ["numpy"]     | third-party packages pairs may import, where installed (read-only) |
 """
 
 from __future__ import annotations
@@ -121,3 +122,7 @@ class SandboxPolicy(BaseSettings):
     uid_base: int = Field(1_900_000_000, ge=1000, le=4_000_000_000)
     pin_cpus: bool = True
     read_only_paths: tuple[str, ...] = ("/usr",)
+    # The reference harness's image has numpy, and CodeRM's tests and solutions use it. Only these
+    # packages (and the libraries their wheels bundle) are visible to the jail, nothing else of the
+    # worker's environment.
+    packages: tuple[str, ...] = ("numpy",)

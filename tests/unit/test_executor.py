@@ -83,3 +83,14 @@ def test_an_asyncio_test_class_runs_its_coroutines() -> None:
     )
     assert run_pair("def f(x):\n    return x + 1\n", test, LIMITS).outcome is Outcome.PASS
     assert run_pair("def f(x):\n    return x\n", test, LIMITS).outcome is Outcome.FAIL
+
+
+def test_numpy_is_importable_and_nothing_else_of_the_environment() -> None:
+    """The reference harness's image has numpy; CodeRM's tests and solutions use it."""
+    pytest.importorskip("numpy")
+    solution = "import numpy as np\n\ndef f(x):\n    return int(np.array([x, 1]).sum())\n"
+    numpy_test = TEST.replace("import unittest", "import unittest\nimport numpy")
+    assert run_pair(solution, numpy_test, LIMITS).outcome is Outcome.PASS
+    # Installed beside numpy, but not on the list.
+    other = run_pair("import pydantic\n\ndef f(x):\n    return x + 1\n", TEST, LIMITS)
+    assert other.outcome is Outcome.ERROR and "ModuleNotFoundError" in other.output
