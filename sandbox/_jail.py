@@ -7,6 +7,7 @@ one solution at a time with the unit tests to run it against, over stdin/stdout:
     request:  {"solution": str, "tests": [str], "limits": {...}}
     response: one message per test, in order, as soon as it is known:
               [outcome, duration_ms, tests_run, failures, errors, output, killed_by_signal]
+    stop:     {"stop": true}, between two responses: the remaining tests come back not run ("N")
 (both directions: a 4-byte big-endian length, then that much JSON).
 
 How a pair runs, and why it cannot be forged
@@ -70,7 +71,7 @@ import programs  # noqa: E402
 
 del sys.path[0]
 
-PASS, FAIL, ERROR, TIMEOUT, MEMORY, KILLED, INVALID = "P", "F", "E", "T", "M", "K", "I"
+PASS, FAIL, ERROR, TIMEOUT, MEMORY, KILLED, INVALID, NOT_RUN = "P", "F", "E", "T", "M", "K", "I", "N"
 
 # Modules a solution or a test commonly imports: loaded once here, so that a pair child finds them
 # in sys.modules. Not `threading` nor what imports it (logging, queue, asyncio, unittest.mock): its
@@ -565,8 +566,23 @@ class Jail:
             request = _read_message(request_fd)
             if request is None:
                 return
-            for result in self.run_solution(request):
+            results = self.run_solution(request)
+            for sent, result in enumerate(results, 1):
                 _write_message(response_fd, result)
+                if sent < len(request["tests"]) and self._told_to_stop(request_fd):
+                    # The solution can no longer win the vote: the rest are not run.
+                    results.close()
+                    for _ in range(len(request["tests"]) - sent):
+                        _write_message(response_fd, [NOT_RUN, 0, 0, 0, 0, "", 0])
+                    break
+
+    @staticmethod
+    def _told_to_stop(request_fd):
+        """Whether the worker has sent {"stop": true} for the request being served."""
+        if not select.select([request_fd], [], [], 0)[0]:
+            return False
+        message = _read_message(request_fd)
+        return message is None or bool(message.get("stop"))
 
     def run_solution(self, request):
         tests, limits = request["tests"], request["limits"]

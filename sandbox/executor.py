@@ -9,14 +9,15 @@ solution (against all its tests) at a time.
 from __future__ import annotations
 
 import atexit
+import functools
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from orchestrator.config import SandboxLimits
-from sandbox.jail import Jail
+from sandbox.jail import Jail, KeepGoing
 from sandbox.outcomes import PairResult
 from sandbox.policy import SandboxPolicy
 
@@ -52,12 +53,18 @@ class JailPool:
         self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="coderm-jail")
         self._all: list[Jail] = []
 
-    def run_solution(self, solution: str, tests: Sequence[str], limits: dict[str, Any]) -> list[PairResult]:
+    def run_solution(
+        self,
+        solution: str,
+        tests: Sequence[str],
+        limits: dict[str, Any],
+        keep_going: KeepGoing | None = None,
+    ) -> list[PairResult]:
         jail = self._idle.get()
         try:
             if jail not in self._all:
                 self._all.append(jail)
-            return jail.run(solution, tests, limits)
+            return jail.run(solution, tests, limits, keep_going)
         finally:
             self._idle.put(jail)
 
@@ -67,8 +74,13 @@ class JailPool:
         tests: Sequence[str],
         limits: SandboxLimits,
         capture_output: bool = False,
+        keep_going: Callable[[str, list[PairResult]], bool] | None = None,
     ) -> list[list[PairResult]]:
-        """Every solution against every test: `result[i][j]` is solution i against test j."""
+        """Every solution against every test: `result[i][j]` is solution i against test j.
+
+        With `keep_going(solution, its results so far, over the distinct tests in order)`, a
+        solution's remaining tests are `not run` once it returns False (see `agents.pruning`).
+        """
         distinct_solutions, solution_at = unique(solutions)
         distinct_tests, test_at = unique(tests)
         wire_limits = request_limits(limits, self.policy, capture_output)
@@ -76,7 +88,8 @@ class JailPool:
         def run_one(solution: str) -> list[PairResult]:
             if not distinct_tests:
                 return []
-            return self.run_solution(solution, distinct_tests, wire_limits)
+            check = None if keep_going is None else functools.partial(keep_going, solution)
+            return self.run_solution(solution, distinct_tests, wire_limits, check)
 
         rows = list(self._threads.map(run_one, distinct_solutions))
         return [[rows[solution_at[i]][test_at[j]] for j in range(len(tests))] for i in range(len(solutions))]

@@ -265,8 +265,8 @@ def _namespaces_launch(
     arguments += ["--hostname", "coderm-jail"]
     arguments += _root_tree_arguments(policy)
     # Pair children, which may run under another uid, import the allowed packages from here.
-    for folder in (_INSIDE, f"{_INSIDE}/packages"):
-        arguments += ["--perms", "0755", "--dir", folder]
+    for inside in (_INSIDE, f"{_INSIDE}/packages"):
+        arguments += ["--perms", "0755", "--dir", inside]
     arguments += ["--ro-bind", str(JAIL_SCRIPT), f"{_INSIDE}/jail.py"]
     arguments += ["--ro-bind", str(PROGRAMS_MODULE), f"{_INSIDE}/programs.py"]
     arguments += ["--ro-bind", str(native), f"{_INSIDE}/_jailsys.so"]

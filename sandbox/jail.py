@@ -14,7 +14,7 @@ import signal
 import struct
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from sandbox.cgroups import oom_kills
@@ -25,6 +25,8 @@ from sandbox.policy import SandboxPolicy
 logger = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 30.0
+# Told the results of a solution so far, whether to run its next test.
+KeepGoing = Callable[[list[PairResult]], bool]
 # On top of the pairs' own limits: forks, the solution's load, and the jail's bookkeeping.
 _SLACK_PER_TEST_S = 0.5
 _SLACK_PER_REQUEST_S = 10.0
@@ -87,8 +89,15 @@ class Jail:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def run(self, solution: str, tests: Sequence[str], limits: dict[str, Any]) -> list[PairResult]:
-        """Run one solution against `tests`.
+    def run(
+        self,
+        solution: str,
+        tests: Sequence[str],
+        limits: dict[str, Any],
+        keep_going: KeepGoing | None = None,
+    ) -> list[PairResult]:
+        """Run one solution against `tests`; once `keep_going(results so far)` says no, the rest are
+        `not run` (pruning: the solution can no longer win).
 
         The jail parses and compiles both itself: what does not compile is `invalid`, with the
         reason. A pair the jail could not finish for a reason that is not its own (the jail, or the
@@ -100,7 +109,7 @@ class Jail:
         killed: list[tuple[int, int]] = []  # (position, signal) of pair children killed without a verdict
         retried: set[int] = set()
         while len(results) < len(tests):
-            done = self._request(solution, tests[len(results) :], limits)
+            done = self._request(solution, tests[len(results) :], limits, keep_going, results)
             killed += [(len(results) + i, signalled) for i, (_, signalled) in enumerate(done) if signalled]
             results += [result for result, _ in done]
             if len(results) < len(tests):  # the jail died while it ran tests[len(results)]
@@ -109,13 +118,18 @@ class Jail:
                 retried.add(len(results))
         for position, signalled in killed:
             if signalled == signal.SIGKILL and position not in retried:  # a kill it did not bring on itself
-                again = self._request(solution, [tests[position]], limits)
+                again = self._request(solution, [tests[position]], limits, None, [])
                 if again:
                     results[position] = again[0][0]
         return results
 
     def _request(
-        self, solution: str, tests: Sequence[str], limits: dict[str, Any]
+        self,
+        solution: str,
+        tests: Sequence[str],
+        limits: dict[str, Any],
+        keep_going: KeepGoing | None,
+        before: list[PairResult],
     ) -> list[tuple[PairResult, int]]:
         """(result, signal that killed the pair child without a verdict, or 0) for each test, in
         order, as far as the jail got: fewer than `tests` if it died (it starts afresh next time)."""
@@ -130,6 +144,7 @@ class Jail:
         events = cgroup.oom_events_file() if cgroup is not None else None
         per_pair = 2 * (float(limits["time_limit_s"]) + _SLACK_PER_TEST_S) + _SLACK_PER_REQUEST_S
         done: list[tuple[PairResult, int]] = []
+        stopped = False
         oom_before = oom_kills(events)
         try:
             self._write_message({"solution": solution, "tests": list(tests), "limits": limits})
@@ -144,6 +159,10 @@ class Jail:
                     # memory, not a kill from outside, whichever process it was.
                     result, signalled = PairResult(Outcome.MEMORY, duration_ms, output=output), 0
                 done.append((result, signalled))
+                more = not stopped and len(done) < len(tests)
+                if more and keep_going is not None and not keep_going(before + [r for r, _ in done]):
+                    self._write_message({"stop": True})  # the rest come back not run
+                    stopped = True
         except (_JailDied, BrokenPipeError) as exc:
             logger.warning("sandbox jail died during a request (%s): %s", exc, self._stderr_text()[-500:])
             self.close()

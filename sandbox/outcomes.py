@@ -16,6 +16,7 @@ class Outcome(enum.StrEnum):
     MEMORY = "M"  # the memory limit was reached
     KILLED = "K"  # the process died without a verdict (signal, exit, crash)
     INVALID = "I"  # the program cannot run: it does not compile, or has no test class
+    NOT_RUN = "N"  # not executed: the solution could no longer reach the best pass count (pruned)
 
 
 @dataclass(frozen=True)

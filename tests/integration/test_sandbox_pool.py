@@ -28,9 +28,9 @@ def test_identical_solutions_and_tests_run_once(monkeypatch: pytest.MonkeyPatch)
     calls: list[tuple[str, int]] = []
     original = pool.run_solution
 
-    def counting(solution: str, tests, limits):  # type: ignore[no-untyped-def]
+    def counting(solution: str, tests, limits, keep_going=None):  # type: ignore[no-untyped-def]
         calls.append((solution, len(tests)))
-        return original(solution, tests, limits)
+        return original(solution, tests, limits, keep_going)
 
     monkeypatch.setattr(pool, "run_solution", counting)
     try:
@@ -84,3 +84,22 @@ def test_the_sandbox_policy_comes_from_the_environment(monkeypatch: pytest.Monke
     monkeypatch.setenv("CODERM_SANDBOX_MAX_PROCESSES", "32")
     policy = SandboxPolicy()
     assert policy.isolation == "rlimits" and policy.max_processes == 32
+
+
+def test_a_solution_told_to_stop_leaves_its_remaining_tests_not_run() -> None:
+    """Pruning: once `keep_going` says no, the jail runs at most the test already under way."""
+    tests = [TEST.replace("class T", f"class T{i}") for i in range(8)]
+    pool = JailPool(SandboxPolicy(), size=1)
+    try:
+
+        def keep_going(solution: str, results: list) -> bool:  # type: ignore[type-arg]
+            return sum(r.outcome is not Outcome.PASS for r in results) < 2
+
+        matrix = pool.run_matrix([RIGHT, WRONG], tests, SandboxLimits(), keep_going=keep_going)
+        again = pool.run_matrix([RIGHT], tests[:2], SandboxLimits())  # the jail serves on
+    finally:
+        pool.close()
+    right, wrong = ["".join(cell.outcome for cell in row) for row in matrix]
+    assert right == "P" * 8
+    assert wrong.startswith("FF") and wrong.rstrip("N") in ("FF", "FFF") and wrong.endswith("N" * 5)
+    assert [cell.outcome for cell in again[0]] == [Outcome.PASS] * 2
