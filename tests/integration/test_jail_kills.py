@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from services import process_parents
 
 from orchestrator.config import SandboxLimits
 from sandbox.executor import JailPool
@@ -41,14 +42,7 @@ def _namespace_members(pool: JailPool) -> tuple[int, list[int]]:
     (jail,) = pool._all
     assert jail.process is not None
     launcher = jail.process.pid
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as stat:
-                    table[int(entry)] = int(stat.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
+    table = process_parents()
     jail_pid = next(pid for pid, parent in table.items() if parent == launcher)
     return jail_pid, [pid for pid, parent in table.items() if parent == jail_pid]
 

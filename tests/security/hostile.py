@@ -14,6 +14,8 @@ import socketserver
 import uuid
 from pathlib import Path
 
+from services import process_parents
+
 from orchestrator.config import SandboxLimits
 from sandbox.executor import JailPool
 from sandbox.outcomes import Outcome, PairResult
@@ -66,7 +68,7 @@ def jail_namespace_members(pool: JailPool) -> list[int]:
     (jail,) = pool._all
     assert jail.process is not None and jail.running, "the jail died"
     launcher = jail.process.pid
-    children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == launcher]
+    children = [pid for pid, parent in process_parents().items() if parent == launcher]
     inside = children[0] if children else launcher
     namespace = os.readlink(f"/proc/{inside}/ns/pid")
     members = []
@@ -78,14 +80,6 @@ def jail_namespace_members(pool: JailPool) -> list[int]:
             except OSError:
                 continue
     return members
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return int(stat.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def run(pool: JailPool, solution: str, test: str = WANTS_42, limits: SandboxLimits = LIMITS) -> PairResult:
