@@ -27,16 +27,18 @@ test: $(VENV)/.installed
 		|| { [ "$$(id -u)" = 0 ] && apt-get install -y -q --no-install-recommends prometheus >/dev/null \
 			&& { service prometheus stop >/dev/null 2>&1 || true; }; } \
 		|| { echo "install prometheus (and promtool) for the metrics tests, e.g. sudo apt-get install prometheus" >&2; exit 1; }
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy orchestrator agents sandbox
 
 # The JSON Schemas of the public messages (schemas/), generated from their pydantic models.
 schemas: $(VENV)/.installed
-	$(BIN)/python -m orchestrator.messages schemas
+	$(BIN)/python -m orchestrator.runtime.messages schemas
 
 clean:
 	rm -rf $(VENV) out

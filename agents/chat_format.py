@@ -17,8 +17,8 @@ backend tokenises rendered text the same way (special tokens added by the tokeni
 
 from __future__ import annotations
 
-from orchestrator.config import BackendName, ChatFormat
-from orchestrator.errors import ConfigurationError
+from orchestrator.core.config import BackendName, ChatFormat
+from orchestrator.core.errors import ConfigurationError
 
 # `{user}` is the user message, already trimmed as the Jinja templates' `| trim` does.
 CHAT_TEMPLATES: dict[str, str] = {

@@ -13,12 +13,13 @@ from sqlalchemy import select
 from agents.extract import clean_unit_test_code, extract_unit_test
 from agents.prompts import render_coderm_prompt
 from agents.sampling import already_sampled, problem_seed, sample_and_extract, store_samples
-from orchestrator.config import JobConfig
-from orchestrator.db import session_scope
-from orchestrator.models import Solution, UnitTest
-from orchestrator.progress import mark_no_tests
-from orchestrator.task_base import LLM_RETRY, ProblemTask, active_problem
-from orchestrator.workflow_rules import coderm_waits_for_policy
+from orchestrator.core.config import JobConfig
+from orchestrator.core.db import session_scope
+from orchestrator.core.models import Solution, UnitTest
+from orchestrator.runtime.task_base import LLM_RETRY
+from orchestrator.workflow.problem_task import ProblemTask, active_problem
+from orchestrator.workflow.rules import coderm_waits_for_policy
+from orchestrator.workflow.steps import mark_no_tests
 
 logger = get_task_logger(__name__)
 

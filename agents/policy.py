@@ -7,10 +7,11 @@ from celery import shared_task
 from agents.extract import check_solution_code, extract_solution
 from agents.prompts import render_policy_prompt
 from agents.sampling import already_sampled, problem_seed, sample_and_extract, store_samples
-from orchestrator.config import JobConfig
-from orchestrator.db import session_scope
-from orchestrator.models import Solution
-from orchestrator.task_base import LLM_RETRY, ProblemTask, active_problem
+from orchestrator.core.config import JobConfig
+from orchestrator.core.db import session_scope
+from orchestrator.core.models import Solution
+from orchestrator.runtime.task_base import LLM_RETRY
+from orchestrator.workflow.problem_task import ProblemTask, active_problem
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.policy.sample_solutions", **LLM_RETRY)

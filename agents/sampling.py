@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from agents.extract import Extraction
 from agents.llm import Sample, backend_for
-from orchestrator.config import AgentConfig, AgentRole, Settings
-from orchestrator.metrics import observe_llm_request, observe_llm_samples
-from orchestrator.models import Solution, UnitTest
+from orchestrator.core.config import AgentConfig, AgentRole, Settings
+from orchestrator.core.models import Solution, UnitTest
+from orchestrator.observability.metrics import observe_llm_request, observe_llm_samples
 
 
 def already_sampled(session: Session, model: type[Solution] | type[UnitTest], problem_id: int) -> bool:

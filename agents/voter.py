@@ -8,15 +8,17 @@ from __future__ import annotations
 import random
 
 from celery import shared_task
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
-from agents.selection import distinct_test_columns, pass_matrix, vote
-from orchestrator.config import JobConfig
-from orchestrator.db import session_scope
-from orchestrator.evaluation import store_problem_score
-from orchestrator.metrics import after_commit, observe_problem_scored
-from orchestrator.models import ExecutionResult, ProblemStatus, Selection, Solution, UnitTest
-from orchestrator.task_base import ProblemTask, active_problem, finish_problem
+from agents.selection import vote
+from orchestrator.core.config import JobConfig
+from orchestrator.core.db import session_scope
+from orchestrator.core.models import ProblemStatus, Selection
+from orchestrator.observability.metrics import after_commit, observe_problem_scored
+from orchestrator.results.evaluation import store_problem_score
+from orchestrator.results.pass_matrix import load_pass_matrix
+from orchestrator.workflow.finish import finish_problem
+from orchestrator.workflow.problem_task import ProblemTask, active_problem
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.voter.select_solution")
@@ -27,18 +29,8 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
         if problem is None:
             return
         seed = JobConfig.model_validate(problem.job.config).seed
-        samples = session.execute(
-            select(Solution.id, Solution.valid, Solution.correct, ExecutionResult.outcomes)
-            .outerjoin(ExecutionResult, ExecutionResult.solution_id == Solution.id)
-            .where(Solution.problem_id == problem_id)
-            .order_by(Solution.index)
-        ).all()
-        candidates = [position for position, sample in enumerate(samples) if sample.valid]
-        test_hashes = session.scalars(
-            select(UnitTest.code_hash).where(UnitTest.problem_id == problem_id).order_by(UnitTest.index)
-        ).all()
-        columns = distinct_test_columns(test_hashes)
-        matrix = pass_matrix([samples[p].outcomes for p in candidates], columns)
+        stored = load_pass_matrix(session, problem_id)
+        samples, candidates, matrix = stored.samples, stored.candidates, stored.matrix
         decision = vote(matrix, random.Random(f"{seed}/{problem.task_id}"))
         session.execute(delete(Selection).where(Selection.problem_id == problem_id))
         session.add(
@@ -46,7 +38,7 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
                 problem_id=problem_id,
                 solution_id=None if decision.selected is None else samples[candidates[decision.selected]].id,
                 pass_count=decision.pass_count,
-                tests_used=len(columns),
+                tests_used=stored.tests_used,
                 tie_set=[samples[candidates[r]].id for r in decision.tie_set],
                 top_set_size=decision.top_set_size,
                 seed=seed,
@@ -55,6 +47,6 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
         )
         if problem.ground_truth is not None or problem.replay_labels is not None:
             score = store_problem_score(session, problem, samples, candidates, matrix, decision.tie_set)
-            benchmark, allocated = problem.job.benchmark, problem.n_tests or len(test_hashes)
+            benchmark, allocated = problem.job.benchmark, problem.n_tests or stored.tests_stored
             after_commit(session, lambda: observe_problem_scored(benchmark, score, allocated))
         finish_problem(session, problem_id, ProblemStatus.COMPLETED)

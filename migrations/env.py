@@ -1,9 +1,9 @@
-"""Alembic environment: the URL comes from `orchestrator.db.alembic_config`, never from a file."""
+"""Alembic environment: the URL comes from `orchestrator.core.db.alembic_config`, never from a file."""
 
 from alembic import context
 
-from orchestrator.db import get_engine
-from orchestrator.models import Base
+from orchestrator.core.db import get_engine
+from orchestrator.core.models import Base
 
 url = context.config.attributes.get("database_url")
 if not url:

@@ -15,7 +15,7 @@ It talks to a distributed deployment: the database, broker and result backend na
 `CODERM_*` environment variables (or by `settings=Settings(...)`), with `coderm worker` processes
 doing the work. Problems are `ProblemSpec`s or plain dicts of the same fields; job options are the
 fields of `JobConfig`. Bad input raises `InvalidMessageError` before anything is written; every
-error is a `CodermError` (see `orchestrator.errors`).
+error is a `CodermError` (see `orchestrator.core.errors`).
 
 The client builds coderm's Celery app in this process, which becomes Celery's current app. A service
 with a Celery app of its own can enqueue by task name instead, without importing coderm
@@ -31,20 +31,27 @@ from typing import Any
 
 from celery import Celery
 
-from orchestrator.celery_app import create_app, ensure_broker_reachable
-from orchestrator.config import JobConfig, Settings
-from orchestrator.db import ensure_schema_current, session_scope
-from orchestrator.errors import (
+from orchestrator.core.config import JobConfig, Settings
+from orchestrator.core.db import ensure_schema_current, session_scope
+from orchestrator.core.errors import (
     CodermError,
     ConfigurationError,
     InvalidMessageError,
     JobTimeoutError,
     NotFoundError,
 )
-from orchestrator.jobs import Cancellation, cancel_job, check_probe_exists, create_job, enqueue_job
-from orchestrator.messages import JobRequest, job_request
-from orchestrator.problem_files import ProblemSpec
-from orchestrator.reports import JobProgress, ProblemSummary, follow_job, job_progress, problem_summaries
+from orchestrator.inputs.problem_files import ProblemSpec
+from orchestrator.results.reports import (
+    JobProgress,
+    ProblemSummary,
+    follow_job,
+    job_progress,
+    problem_summaries,
+)
+from orchestrator.runtime.celery_app import create_app, ensure_broker_reachable
+from orchestrator.runtime.messages import JobRequest, job_request
+from orchestrator.workflow.control import Cancellation, cancel_job
+from orchestrator.workflow.submit import submit as submit_job
 
 __all__ = [
     "Cancellation",
@@ -87,16 +94,14 @@ def submit(
     app = _app(settings)
     ensure_broker_reachable(app)
     ensure_schema_current(settings.effective_database_url)
-    check_probe_exists(settings.effective_database_url, request.config)
-    job_id = create_job(
+    return submit_job(
+        app,
         settings.effective_database_url,
         request.problems,
         request.config,
         source=request.source,
         idempotency_key=request.idempotency_key,
     )
-    enqueue_job(app, settings.effective_database_url, job_id)
-    return job_id
 
 
 def status(job_id: str, *, settings: Settings | None = None) -> JobProgress:

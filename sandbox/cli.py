@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.extract import check_solution_code, clean_unit_test_code
-from orchestrator.config import SandboxLimits
-from orchestrator.errors import ConfigurationError
-from orchestrator.problem_files import read_problem_file
+from orchestrator.core.config import SandboxLimits
+from orchestrator.core.errors import ConfigurationError
+from orchestrator.inputs.problem_files import read_problem_file
 from sandbox.executor import JailPool, unique
 from sandbox.outcomes import Outcome
 from sandbox.policy import SandboxPolicy

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from orchestrator.config import SandboxLimits
+from orchestrator.core.config import SandboxLimits
 from sandbox.jail import Jail, KeepGoing
 from sandbox.outcomes import PairResult
 from sandbox.policy import SandboxPolicy

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from orchestrator.errors import CodermError
+from orchestrator.core.errors import CodermError
 from sandbox.cgroups import JailCgroup, create_jail_cgroup
 from sandbox.policy import JAIL_DENIED_SYSCALLS, PAIR_DENIED_SYSCALLS, SandboxPolicy
 from sandbox.seccomp import compile_filter

@@ -1,6 +1,6 @@
 """The sandbox policy, as data: what a jail may see and use (DESIGN §6).
 
-Per-pair limits (time, memory, output) belong to a job (`orchestrator.config.SandboxLimits`); the
+Per-pair limits (time, memory, output) belong to a job (`orchestrator.core.config.SandboxLimits`); the
 policy here belongs to the host and is read from `CODERM_SANDBOX_*` environment variables:
 
 | setting            | default       | meaning                                                            |

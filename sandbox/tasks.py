@@ -14,12 +14,12 @@ from celery import shared_task
 from sqlalchemy import delete, insert, select, update
 
 from agents.ground_truth import ground_truth_test, label_is_correct
-from orchestrator.config import JobConfig, SandboxLimits
-from orchestrator.db import session_scope
-from orchestrator.messages import SandboxChunkArguments
-from orchestrator.metrics import observe_executions
-from orchestrator.models import ExecutionResult, Problem, Solution, UnitTest
-from orchestrator.task_base import ProblemTask, active_problem
+from orchestrator.core.config import JobConfig, SandboxLimits
+from orchestrator.core.db import session_scope
+from orchestrator.core.models import ExecutionResult, Problem, Solution, UnitTest
+from orchestrator.observability.metrics import observe_executions
+from orchestrator.runtime.messages import SandboxChunkArguments
+from orchestrator.workflow.problem_task import ProblemTask, active_problem
 from sandbox.executor import run_matrix
 from sandbox.outcomes import Outcome
 

@@ -40,7 +40,7 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def migrated_postgres_url(postgres_url: str) -> str:
-    from orchestrator.db import upgrade_schema
+    from orchestrator.core.db import upgrade_schema
 
     upgrade_schema(postgres_url)
     return postgres_url
@@ -66,7 +66,7 @@ def workers(
     service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[WorkerProcess]]:
     """One real `coderm worker` per queue, for the whole session."""
-    from orchestrator.celery_app import QUEUES
+    from orchestrator.runtime.celery_app import QUEUES
 
     log_dir = tmp_path_factory.mktemp("worker-logs")
     started: list[WorkerProcess] = []

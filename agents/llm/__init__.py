@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from agents.chat_format import resolve_chat_format
 from agents.llm.base import Backend, Sample
-from orchestrator.config import DEFAULT_LOCAL_MODEL, AgentConfig, AgentRole, Settings
-from orchestrator.errors import BackendError
+from orchestrator.core.config import DEFAULT_LOCAL_MODEL, AgentConfig, AgentRole, Settings
+from orchestrator.core.errors import BackendError
 
 __all__ = ["SERVER_BACKENDS", "Backend", "Sample", "backend_for"]
 

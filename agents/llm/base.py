@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from orchestrator.config import SamplingParams
+from orchestrator.core.config import SamplingParams
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from orchestrator.config import Settings
-from orchestrator.errors import BackendError, TransientBackendError
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import BackendError, TransientBackendError
 
 T = TypeVar("T")
 

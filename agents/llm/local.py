@@ -20,8 +20,8 @@ from typing import Any
 
 from agents.chat_format import render_chat
 from agents.llm.base import Sample
-from orchestrator.config import DEFAULT_LOCAL_MODEL, ChatFormat, SamplingParams
-from orchestrator.errors import BackendError
+from orchestrator.core.config import DEFAULT_LOCAL_MODEL, ChatFormat, SamplingParams
+from orchestrator.core.errors import BackendError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

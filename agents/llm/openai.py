@@ -18,8 +18,8 @@ from agents.chat_format import render_chat
 from agents.llm.base import Sample
 from agents.llm.http import gather_or_cancel, run_sync
 from agents.llm.servers import ServerBackend
-from orchestrator.config import ChatFormat, SamplingParams
-from orchestrator.errors import BackendError
+from orchestrator.core.config import ChatFormat, SamplingParams
+from orchestrator.core.errors import BackendError
 
 
 def completion_request(

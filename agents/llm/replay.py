@@ -6,7 +6,7 @@ Users re-run execution, voting and metrics on generations they already have, wit
 from __future__ import annotations
 
 from agents.llm.base import Sample
-from orchestrator.config import SamplingParams
+from orchestrator.core.config import SamplingParams
 
 
 class ReplayBackend:

@@ -15,8 +15,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from agents.llm.http import ClientSettings, ServerClient, server_client
-from orchestrator.config import AgentRole, ChatFormat, Settings
-from orchestrator.errors import BackendError, ConfigurationError, TransientBackendError
+from orchestrator.core.config import AgentRole, ChatFormat, Settings
+from orchestrator.core.errors import BackendError, ConfigurationError, TransientBackendError
 
 _NOT_THERE = {404, 405}
 

@@ -30,8 +30,8 @@ from agents.chat_format import render_chat
 from agents.llm.base import Sample
 from agents.llm.http import gather_or_cancel, run_sync
 from agents.llm.servers import ServerBackend
-from orchestrator.config import AgentRole, ChatFormat, SamplingParams, Settings
-from orchestrator.errors import BackendError, TransientBackendError
+from orchestrator.core.config import AgentRole, ChatFormat, SamplingParams, Settings
+from orchestrator.core.errors import BackendError, TransientBackendError
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from humaneval_workload import WorkloadProblem, humaneval_workload  # noqa: E402
 
-from orchestrator.config import SandboxLimits  # noqa: E402
+from orchestrator.core.config import SandboxLimits  # noqa: E402
 from sandbox.executor import JailPool  # noqa: E402
 from sandbox.outcomes import Outcome  # noqa: E402
 from sandbox.policy import SandboxPolicy  # noqa: E402

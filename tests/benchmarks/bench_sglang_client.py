@@ -30,7 +30,7 @@ TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TESTS))
 
 from agents.llm.sglang import SGLangBackend  # noqa: E402
-from orchestrator.config import SamplingParams, Settings  # noqa: E402
+from orchestrator.core.config import SamplingParams, Settings  # noqa: E402
 
 SHARED_PROMPTS = TESTS.parent.parent / "shared" / "data" / "coderm-benchmarks" / "input_humaneval+_sol.jsonl"
 LOCAL_PROMPTS = TESTS / "data" / "input_humaneval+_sol.jsonl"

@@ -46,9 +46,9 @@ from services import (  # noqa: E402
     wait_ready,
 )
 
-from orchestrator.celery_app import QUEUES  # noqa: E402
-from orchestrator.db import upgrade_schema  # noqa: E402
-from orchestrator.models import Base, Problem, ProblemStatus, Selection, StageRun  # noqa: E402
+from orchestrator.core.db import upgrade_schema  # noqa: E402
+from orchestrator.core.models import Base, Problem, ProblemStatus, Selection, StageRun  # noqa: E402
+from orchestrator.runtime.celery_app import QUEUES  # noqa: E402
 
 # Per problem: a right solution (twice, as samples repeat), one that is wrong on negatives and one
 # that is always wrong; tests that tell them apart. The offset makes every problem's code its own.

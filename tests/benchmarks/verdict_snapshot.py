@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.ground_truth import ground_truth_test
-from orchestrator.config import SandboxLimits
+from orchestrator.core.config import SandboxLimits
 from sandbox.executor import JailPool, unique
 from sandbox.policy import SandboxPolicy
 

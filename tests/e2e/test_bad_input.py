@@ -10,7 +10,7 @@ from replay_problems import write_replay_file
 from services import scratch_database
 from sqlalchemy import create_engine, func, select
 
-from orchestrator.models import Job
+from orchestrator.core.models import Job
 
 pytestmark = pytest.mark.e2e
 

@@ -14,10 +14,10 @@ from services import WorkerProcess, rabbitmq_vhost, spawn_worker, stop_worker, w
 from sqlalchemy import func, select
 
 from orchestrator import client
-from orchestrator.celery_app import QUEUES
-from orchestrator.config import Settings
-from orchestrator.db import session_scope
-from orchestrator.models import ExecutionResult, Job, Problem, Selection, Solution, UnitTest
+from orchestrator.core.config import Settings
+from orchestrator.core.db import session_scope
+from orchestrator.core.models import ExecutionResult, Job, Problem, Selection, Solution, UnitTest
+from orchestrator.runtime.celery_app import QUEUES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -11,7 +11,7 @@ from replay_problems import ADD_SOLUTIONS, ADD_TESTS, write_replay_file
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from orchestrator.models import ExecutionResult, Job, Problem, Selection, Solution, StageRun, UnitTest
+from orchestrator.core.models import ExecutionResult, Job, Problem, Selection, Solution, StageRun, UnitTest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from services import CODERM, free_port, scrape
 
-from orchestrator.celery_app import QUEUES
+from orchestrator.runtime.celery_app import QUEUES
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from orchestrator import client
-from orchestrator.config import Settings
+from orchestrator.core.config import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

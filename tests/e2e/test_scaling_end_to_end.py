@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from orchestrator.models import Problem, UnitTest
+from orchestrator.core.models import Problem, UnitTest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -124,7 +124,7 @@ def test_scaling_policies_and_the_probe(
     assert threshold.returncode == 0, threshold.stderr
     rows = allocations(migrated_postgres_url, job_of(threshold.stderr))
     assert {policy for _, policy, _, _, _ in rows} == {"threshold"}
-    from agents.scaling import allocate_threshold
+    from agents.scaling.budget import allocate_threshold
 
     assert all(tests == allocate_threshold(rate, 0.05, 1, 5) for _, _, tests, rate, _ in rows)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from services import rabbitmq_vhost, scratch_database, services_environment
 
-from orchestrator.db import upgrade_schema
+from orchestrator.core.db import upgrade_schema
 
 
 @pytest.fixture

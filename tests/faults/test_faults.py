@@ -21,7 +21,7 @@ from services import REDIS_URL, WorkerProcess, run_coderm, spawn_worker, stop_wo
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.models import ExecutionResult, Job, Problem, Selection, Solution, UnitTest
+from orchestrator.core.models import ExecutionResult, Job, Problem, Selection, Solution, UnitTest
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agents.ground_truth import ground_truth_test
-from orchestrator.config import SandboxLimits
+from orchestrator.core.config import SandboxLimits
 from sandbox.executor import JailPool
 from sandbox.policy import SandboxPolicy
 

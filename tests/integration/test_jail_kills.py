@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from services import process_parents
 
-from orchestrator.config import SandboxLimits
+from orchestrator.core.config import SandboxLimits
 from sandbox.executor import JailPool
 from sandbox.outcomes import Outcome
 from sandbox.policy import SandboxPolicy

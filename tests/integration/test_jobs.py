@@ -7,12 +7,12 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from orchestrator.config import JobConfig
-from orchestrator.db import session_scope
-from orchestrator.jobs import create_job
-from orchestrator.models import Job, Problem, ProblemStatus
-from orchestrator.problem_files import ProblemSpec
-from orchestrator.task_base import finish_problem
+from orchestrator.core.config import JobConfig
+from orchestrator.core.db import session_scope
+from orchestrator.core.models import Job, Problem, ProblemStatus
+from orchestrator.inputs.problem_files import ProblemSpec
+from orchestrator.workflow.finish import finish_problem
+from orchestrator.workflow.submit import create_job
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agents.llm.local import LocalBackend, choose_device
-from orchestrator.config import SamplingParams
-from orchestrator.errors import BackendError
+from orchestrator.core.config import SamplingParams
+from orchestrator.core.errors import BackendError
 
 PROMPT = "Write a Python function add(a, b) that returns a + b."
 

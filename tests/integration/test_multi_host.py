@@ -32,9 +32,9 @@ from sqlalchemy import select
 from tcp_forward import TcpForwarder
 
 from orchestrator import client
-from orchestrator.config import Settings
-from orchestrator.db import session_scope
-from orchestrator.models import Problem, StageRun
+from orchestrator.core.config import Settings
+from orchestrator.core.db import session_scope
+from orchestrator.core.models import Problem, StageRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -38,10 +38,10 @@ from services import (
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from orchestrator.celery_app import QUEUES
-from orchestrator.dashboard_images import PanelQuery, panel_queries, render_dashboards
-from orchestrator.models import Job
-from orchestrator.prometheus_api import PrometheusClient, QueryWindow
+from orchestrator.core.models import Job
+from orchestrator.observability.dashboard_images import PanelQuery, panel_queries, render_dashboards
+from orchestrator.observability.prometheus_api import PrometheusClient, QueryWindow
+from orchestrator.runtime.celery_app import QUEUES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

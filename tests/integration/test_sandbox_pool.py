@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import SandboxLimits
+from orchestrator.core.config import SandboxLimits
 from sandbox.executor import JailPool, unique
 from sandbox.isolation import SandboxUnavailableError
 from sandbox.outcomes import Outcome

@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from orchestrator.db import get_engine, upgrade_schema
-from orchestrator.models import Base
+from orchestrator.core.db import get_engine, upgrade_schema
+from orchestrator.core.models import Base
 
 pytestmark = pytest.mark.integration
 

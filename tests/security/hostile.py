@@ -16,7 +16,7 @@ from pathlib import Path
 
 from services import process_parents
 
-from orchestrator.config import SandboxLimits
+from orchestrator.core.config import SandboxLimits
 from sandbox.executor import JailPool
 from sandbox.outcomes import Outcome, PairResult
 from sandbox.policy import SandboxPolicy

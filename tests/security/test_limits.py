@@ -10,7 +10,7 @@ import pytest
 from hostile import LIMITS, NOT_PASS, WANTS_42, attack, run
 
 from agents.extract import check_solution_code, clean_unit_test_code
-from orchestrator.config import SandboxLimits
+from orchestrator.core.config import SandboxLimits
 from sandbox.executor import JailPool
 from sandbox.outcomes import Outcome
 

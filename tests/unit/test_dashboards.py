@@ -10,10 +10,10 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-import orchestrator.metrics  # noqa: F401  (registers the families)
-from orchestrator.dashboard_images import legend, panel_queries, panels
-from orchestrator.dashboards import DASHBOARDS, dashboard_json
-from orchestrator.prometheus_api import QueryWindow
+import orchestrator.observability.metrics  # noqa: F401  (registers the families)
+from orchestrator.observability.dashboard_images import legend, panel_queries, panels
+from orchestrator.observability.dashboards import DASHBOARDS, dashboard_json
+from orchestrator.observability.prometheus_api import QueryWindow
 
 OPS = Path(__file__).parents[2] / "ops"
 

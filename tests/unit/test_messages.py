@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from orchestrator.errors import InvalidMessageError
-from orchestrator.messages import (
+from orchestrator.core.errors import InvalidMessageError
+from orchestrator.runtime.messages import (
     JobRequest,
     ProblemArguments,
     SandboxChunkArguments,
@@ -123,8 +123,8 @@ def test_given_a_bad_job_request_expect_one_line_saying_what_is_wrong(
 
 
 def test_every_coderm_task_declares_the_model_of_its_arguments(tmp_path: Path) -> None:
-    from orchestrator.celery_app import create_app
-    from orchestrator.config import Settings
+    from orchestrator.core.config import Settings
+    from orchestrator.runtime.celery_app import create_app
 
     app = create_app(Settings(home=tmp_path))
     tasks = {name: task for name, task in app.tasks.items() if name.startswith("coderm.")}

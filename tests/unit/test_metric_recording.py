@@ -1,4 +1,4 @@
-"""What the recording functions of orchestrator.metrics add to which series."""
+"""What the recording functions of orchestrator.observability.metrics add to which series."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from agents.metrics import Confusion, ProblemScore
-from orchestrator.metrics import (
+from agents.scoring import Confusion, ProblemScore
+from orchestrator.observability.metrics import (
     after_commit,
     benchmark_label,
     observe_executions,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.metrics import Confusion, ScoredProblem, draw_subset, job_metrics, rescore, score_problem
+from agents.scoring import Confusion, ScoredProblem, draw_subset, job_metrics, rescore, score_problem
 
 T, F = True, False
 

@@ -10,8 +10,8 @@ import pytest
 from fake_llm_server import FakeLLMServer, Fault
 
 from agents.llm.openai import OpenAIBackend
-from orchestrator.config import ChatFormat, SamplingParams, Settings
-from orchestrator.errors import BackendError, ConfigurationError
+from orchestrator.core.config import ChatFormat, SamplingParams, Settings
+from orchestrator.core.errors import BackendError, ConfigurationError
 
 PARAMS = SamplingParams(max_new_tokens=64, temperature=0.5, top_p=0.9)
 

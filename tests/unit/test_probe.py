@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from agents.probe import evaluate, read_probe_file, split_indices, train_probe, write_probe_file  # noqa: E402
-from orchestrator.errors import ConfigurationError  # noqa: E402
+from agents.scaling.probe import evaluate, read_probe_file, split_indices, train_probe, write_probe_file  # noqa: E402
+from orchestrator.core.errors import ConfigurationError  # noqa: E402
 
 
 def synthetic(count: int, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

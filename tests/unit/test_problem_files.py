@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agents.prompts import CODERM_TEMPLATE, POLICY_TEMPLATE
-from orchestrator.errors import ProblemFileError
-from orchestrator.problem_files import read_problem_file
+from orchestrator.core.errors import ProblemFileError
+from orchestrator.inputs.problem_files import read_problem_file
 
 
 def write_lines(path: Path, *records: object) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from orchestrator.progress import ProblemState, next_steps, ready_to_allocate
+from orchestrator.workflow.steps import ProblemState, next_steps, ready_to_allocate
 
 PLANNED = ProblemState(
     policy="fixed",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ProblemFileError
-from orchestrator.problem_files import ProblemFile, read_problem_file
-from orchestrator.replay_files import attach_replay_files
+from orchestrator.core.errors import ProblemFileError
+from orchestrator.inputs.problem_files import ProblemFile, read_problem_file
+from orchestrator.inputs.replay_files import attach_replay_files
 
 
 def write_lines(path: Path, *records: object) -> Path:

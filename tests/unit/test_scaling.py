@@ -7,14 +7,14 @@ import random
 
 import pytest
 
-from agents.scaling import (
+from agents.scaling.budget import (
     allocate_greedy,
     allocate_threshold,
     expected_value,
     marginal_gain,
     total_budget,
 )
-from orchestrator.errors import ConfigurationError
+from orchestrator.core.errors import ConfigurationError
 
 
 def brute_force_best(pass_rates: list[float], budget: int, minimum: int, maximum: int) -> float:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.celery_app import create_app
-from orchestrator.config import Settings
-from orchestrator.errors import ConfigurationError
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import ConfigurationError
+from orchestrator.runtime.celery_app import create_app
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from fake_llm_server import BOS, FakeLLMServer, Fault
 
 from agents.llm.http import compute_backoff
 from agents.llm.sglang import GenerateRequest, SGLangBackend, plan_requests, read_generate_answer
-from orchestrator.config import SamplingParams, Settings
-from orchestrator.errors import BackendError, ConfigurationError, TransientBackendError
+from orchestrator.core.config import SamplingParams, Settings
+from orchestrator.core.errors import BackendError, ConfigurationError, TransientBackendError
 
 PARAMS = SamplingParams(max_new_tokens=64)
 PROMPTS = ["Solve problem A.", "Solve problem B.", "Solve problem C."]

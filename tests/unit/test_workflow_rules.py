@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from agents.prompts import PromptTemplates
-from orchestrator.config import AgentConfig, JobConfig
-from orchestrator.models import Problem
-from orchestrator.progress import chunk_solutions
-from orchestrator.workflow_rules import coderm_waits_for_policy
+from orchestrator.core.config import AgentConfig, JobConfig
+from orchestrator.core.models import Problem
+from orchestrator.workflow.rules import coderm_waits_for_policy
+from orchestrator.workflow.steps import chunk_solutions
 
 
 def problem(**fields: object) -> Problem:

