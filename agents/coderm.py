@@ -13,11 +13,9 @@ from sqlalchemy import select
 from agents.extract import clean_unit_test_code, extract_unit_test
 from agents.prompts import render_coderm_prompt
 from agents.sampling import already_sampled, problem_seed, sample_and_extract, store_samples
-from orchestrator.core.config import JobConfig
-from orchestrator.core.db import session_scope
 from orchestrator.core.models import Solution, UnitTest
 from orchestrator.runtime.task_base import LLM_RETRY
-from orchestrator.workflow.problem_task import ProblemTask, active_problem
+from orchestrator.workflow.problem_task import ProblemTask
 from orchestrator.workflow.rules import coderm_waits_for_policy
 from orchestrator.workflow.steps import mark_no_tests
 
@@ -26,41 +24,42 @@ logger = get_task_logger(__name__)
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.coderm.sample_unit_tests", **LLM_RETRY)
 def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
-    with self.stage(problem_id, "coderm"):
-        _sample_unit_tests(self, problem_id)
-    self.continue_problem(problem_id)
-
-
-def _sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
-    with session_scope(self.database_url) as session:
-        problem = active_problem(session, problem_id)
-        if problem is None or already_sampled(session, UnitTest, problem_id):
+    step = self.step(problem_id, "coderm")
+    with step.read() as loaded:
+        if loaded is None:
             return
-        config = JobConfig.model_validate(problem.job.config)
-        code = problem.reference_code or session.scalar(
-            select(Solution.code)
-            .where(Solution.problem_id == problem_id, Solution.valid)
-            .order_by(Solution.index)
-            .limit(1)
-        )
-        if code is None and coderm_waits_for_policy(problem, config):
-            logger.info("problem %s has no valid solution to show CodeRM; no tests sampled", problem_id)
-            mark_no_tests(session, problem_id)
-            return
-        prompt = render_coderm_prompt(problem.question, code or "", problem.coderm_prompt, config.prompts)
+        session, problem, config = loaded.session, loaded.problem, loaded.config
+        prompt = None
+        # A redelivered step whose samples were stored only continues the workflow.
+        if not already_sampled(session, UnitTest, problem_id):
+            code = problem.reference_code or session.scalar(
+                select(Solution.code)
+                .where(Solution.problem_id == problem_id, Solution.valid)
+                .order_by(Solution.index)
+                .limit(1)
+            )
+            if code is None and coderm_waits_for_policy(problem, config):
+                logger.info("problem %s has no valid solution to show CodeRM; no tests sampled", problem_id)
+                mark_no_tests(session, problem_id)
+            else:
+                prompt = render_coderm_prompt(
+                    problem.question, code or "", problem.coderm_prompt, config.prompts
+                )
         replay, n = problem.replay_unit_tests, problem.n_tests or config.n_tests
         seed = problem_seed(config.seed, problem.task_id) + 1
-
-    backend, model, extracted = sample_and_extract(
-        "coderm",
-        config.coderm,
-        self.settings,
-        replay,
-        prompt,
-        n,
-        seed,
-        extract_unit_test,
-        clean_unit_test_code,
-    )
-    with session_scope(self.database_url) as session:
-        store_samples(session, UnitTest, problem_id, backend, model, extracted)
+    sampled = None
+    if prompt is not None:
+        sampled = sample_and_extract(
+            "coderm",
+            config.coderm,
+            self.settings,
+            replay,
+            prompt,
+            n,
+            seed,
+            extract_unit_test,
+            clean_unit_test_code,
+        )
+    with step.write() as session:
+        if sampled is not None:
+            store_samples(session, UnitTest, problem_id, *sampled)

@@ -11,24 +11,22 @@ from celery import shared_task
 from sqlalchemy import delete
 
 from agents.selection import vote
-from orchestrator.core.config import JobConfig
-from orchestrator.core.db import session_scope
 from orchestrator.core.models import ProblemStatus, Selection
 from orchestrator.observability.metrics import after_commit, observe_problem_scored
 from orchestrator.results.evaluation import store_problem_score
 from orchestrator.results.pass_matrix import load_pass_matrix
 from orchestrator.workflow.finish import finish_problem
-from orchestrator.workflow.problem_task import ProblemTask, active_problem
+from orchestrator.workflow.problem_task import ProblemTask
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.voter.select_solution")
 def select_solution(self: ProblemTask, problem_id: int) -> None:
     """Pick the problem's solution; where ground truth exists, also score the pick and the tests."""
-    with self.stage(problem_id, "vote"), session_scope(self.database_url) as session:
-        problem = active_problem(session, problem_id)
-        if problem is None:
+    step = self.step(problem_id, "vote")
+    with step.read() as loaded:
+        if loaded is None:
             return
-        seed = JobConfig.model_validate(problem.job.config).seed
+        session, problem, seed = loaded.session, loaded.problem, loaded.config.seed
         stored = load_pass_matrix(session, problem_id)
         samples, candidates, matrix = stored.samples, stored.candidates, stored.matrix
         decision = vote(matrix, random.Random(f"{seed}/{problem.task_id}"))
@@ -50,3 +48,5 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
             benchmark, allocated = problem.job.benchmark, problem.n_tests or stored.tests_stored
             after_commit(session, lambda: observe_problem_scored(benchmark, score, allocated))
         finish_problem(session, problem_id, ProblemStatus.COMPLETED)
+    with step.write():
+        pass  # the stage run; the problem has finished, so nothing follows

@@ -14,12 +14,11 @@ from celery import shared_task
 from sqlalchemy import delete, insert, select, update
 
 from agents.ground_truth import ground_truth_test, label_is_correct
-from orchestrator.core.config import JobConfig, SandboxLimits
-from orchestrator.core.db import session_scope
+from orchestrator.core.config import SandboxLimits
 from orchestrator.core.models import ExecutionResult, Problem, Solution, UnitTest
 from orchestrator.observability.metrics import observe_executions
 from orchestrator.runtime.messages import SandboxChunkArguments
-from orchestrator.workflow.problem_task import ProblemTask, active_problem
+from orchestrator.workflow.problem_task import ProblemTask
 from sandbox.executor import run_matrix
 from sandbox.outcomes import Outcome
 
@@ -57,75 +56,67 @@ def judge_solutions(
 )
 def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: list[int]) -> None:
     """Run the given solutions against every unit test of their problem, and its ground truth."""
-    with self.stage(problem_id, "sandbox", part):
-        with session_scope(self.database_url) as session:
-            problem = active_problem(session, problem_id)
-            if problem is None:
-                return
-            limits = JobConfig.model_validate(problem.job.config).sandbox
-            solutions = session.execute(
-                select(Solution.id, Solution.code, Solution.index, Solution.correct)
-                .where(Solution.id.in_(solution_ids))
-                .order_by(Solution.index)
-            ).all()
-            tests = session.execute(
-                select(UnitTest.code, UnitTest.valid)
-                .where(UnitTest.problem_id == problem_id)
-                .order_by(UnitTest.index)
-            ).all()
-            # Solutions the oracle allocation already judged need no second run.
-            unjudged = [(sid, code, index) for sid, code, index, correct in solutions if correct is None]
-            session.expunge(problem)
-
-        matrix = run_matrix(
-            [code or "" for _, code, _, _ in solutions],
-            [code or "" for code, valid in tests if valid],
-            limits,
+    step = self.step(problem_id, "sandbox", part)
+    with step.read() as loaded:
+        if loaded is None:
+            return
+        session, problem, limits = loaded.session, loaded.problem, loaded.config.sandbox
+        solutions = session.execute(
+            select(Solution.id, Solution.code, Solution.index, Solution.correct)
+            .where(Solution.id.in_(solution_ids))
+            .order_by(Solution.index)
+        ).all()
+        tests = session.execute(
+            select(UnitTest.code, UnitTest.valid)
+            .where(UnitTest.problem_id == problem_id)
+            .order_by(UnitTest.index)
+        ).all()
+    # Solutions the oracle allocation already judged need no second run.
+    unjudged = [(sid, code, index) for sid, code, index, correct in solutions if correct is None]
+    matrix = run_matrix(
+        [code or "" for _, code, _, _ in solutions],
+        [code or "" for code, valid in tests if valid],
+        limits,
+    )
+    observe_executions("unit_test", (cell for row in matrix for cell in row))
+    rows = []
+    for (solution_id, _, _, _), results in zip(solutions, matrix, strict=True):
+        by_test = iter(results)
+        # Invalid tests keep their column, so a row always has one letter per unit test.
+        cells = [next(by_test) if valid else None for _, valid in tests]
+        rows.append(
+            {
+                "problem_id": problem_id,
+                "solution_id": solution_id,
+                "outcomes": "".join(Outcome.INVALID if c is None else c.outcome for c in cells),
+                "durations_ms": [0 if c is None else c.duration_ms for c in cells],
+                "passed": sum(1 for c in cells if c is not None and c.passed),
+            }
         )
-        observe_executions("unit_test", (cell for row in matrix for cell in row))
-        rows = []
-        for (solution_id, _, _, _), results in zip(solutions, matrix, strict=True):
-            by_test = iter(results)
-            # Invalid tests keep their column, so a row always has one letter per unit test.
-            cells = [next(by_test) if valid else None for _, valid in tests]
-            rows.append(
-                {
-                    "problem_id": problem_id,
-                    "solution_id": solution_id,
-                    "outcomes": "".join(Outcome.INVALID if c is None else c.outcome for c in cells),
-                    "durations_ms": [0 if c is None else c.duration_ms for c in cells],
-                    "passed": sum(1 for c in cells if c is not None and c.passed),
-                }
-            )
-        verdicts = judge_solutions(problem, unjudged, limits)
-
-        with session_scope(self.database_url) as session:
-            # A redelivered chunk replaces what an interrupted run of it may have written.
-            session.execute(delete(ExecutionResult).where(ExecutionResult.solution_id.in_(solution_ids)))
-            if rows:
-                session.execute(insert(ExecutionResult), rows)
-            if verdicts:
-                session.execute(update(Solution), verdicts)
-    self.continue_problem(problem_id)  # the last chunk to finish sends the vote
+    verdicts = judge_solutions(problem, unjudged, limits)
+    with step.write() as session:  # the last chunk to finish sends the vote
+        # A redelivered chunk replaces what an interrupted run of it may have written.
+        session.execute(delete(ExecutionResult).where(ExecutionResult.solution_id.in_(solution_ids)))
+        if rows:
+            session.execute(insert(ExecutionResult), rows)
+        if verdicts:
+            session.execute(update(Solution), verdicts)
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.sandbox.judge_ground_truth")
 def judge_ground_truth(self: ProblemTask, problem_id: int) -> None:
     """Judge every valid solution against ground truth (before its tests: the oracle allocation)."""
-    with self.stage(problem_id, "ground_truth"):
-        with session_scope(self.database_url) as session:
-            problem = active_problem(session, problem_id)
-            if problem is None:
-                return
-            limits = JobConfig.model_validate(problem.job.config).sandbox
-            unjudged = session.execute(
-                select(Solution.id, Solution.code, Solution.index)
-                .where(Solution.problem_id == problem_id, Solution.valid, Solution.correct.is_(None))
-                .order_by(Solution.index)
-            ).all()
-            session.expunge(problem)
-        verdicts = judge_solutions(problem, [(sid, code, index) for sid, code, index in unjudged], limits)
+    step = self.step(problem_id, "ground_truth")
+    with step.read() as loaded:
+        if loaded is None:
+            return
+        problem, limits = loaded.problem, loaded.config.sandbox
+        unjudged = loaded.session.execute(
+            select(Solution.id, Solution.code, Solution.index)
+            .where(Solution.problem_id == problem_id, Solution.valid, Solution.correct.is_(None))
+            .order_by(Solution.index)
+        ).all()
+    verdicts = judge_solutions(problem, [(sid, code, index) for sid, code, index in unjudged], limits)
+    with step.write() as session:  # judged: the oracle may allocate now
         if verdicts:
-            with session_scope(self.database_url) as session:
-                session.execute(update(Solution), verdicts)
-    self.continue_problem(problem_id)  # judged: the oracle may allocate now
+            session.execute(update(Solution), verdicts)

@@ -12,32 +12,30 @@ from sqlalchemy import update
 
 from agents.prompts import render_policy_prompt
 from agents.scaling.features import encode, feature_source, features_backend
-from orchestrator.core.config import JobConfig
-from orchestrator.core.db import session_scope
 from orchestrator.core.models import Problem
 from orchestrator.runtime.task_base import LLM_RETRY
-from orchestrator.workflow.problem_task import ProblemTask, active_problem
+from orchestrator.workflow.problem_task import ProblemTask
 
 
 @shared_task(base=ProblemTask, bind=True, name="coderm.policy.extract_features", **LLM_RETRY)
 def extract_features(self: ProblemTask, problem_id: int) -> None:
     """The policy model's hidden state of the problem's prompt, stored with the problem."""
-    with self.stage(problem_id, "features"):
-        with session_scope(self.database_url) as session:
-            problem = active_problem(session, problem_id)
-            if problem is None or problem.features is not None:
-                prompt = None
-            else:
-                config = JobConfig.model_validate(problem.job.config)
-                prompt = render_policy_prompt(problem.question, problem.policy_prompt, config.prompts)
-        if prompt is not None:
-            backend = features_backend(config, self.settings)
-            vector = backend.prompt_features(prompt)
-            with session_scope(self.database_url) as session:
-                session.execute(
-                    update(Problem)
-                    .where(Problem.id == problem_id)
-                    .values(features=encode(vector), feature_source=feature_source(backend, config))
-                )
+    step = self.step(problem_id, "features")
+    with step.read() as loaded:
+        if loaded is None:
+            return
+        problem, config = loaded.problem, loaded.config
+        prompt = None
+        if problem.features is None:  # else a redelivery: only the workflow goes on
+            prompt = render_policy_prompt(problem.question, problem.policy_prompt, config.prompts)
+    values = None
+    if prompt is not None:
+        backend = features_backend(config, self.settings)
+        values = {
+            "features": encode(backend.prompt_features(prompt)),
+            "feature_source": feature_source(backend, config),
+        }
     # threshold plans from the features now; greedy allocates once its whole job has them.
-    self.continue_problem(problem_id)
+    with step.write() as session:
+        if values is not None:
+            session.execute(update(Problem).where(Problem.id == problem_id).values(**values))

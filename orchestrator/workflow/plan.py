@@ -15,11 +15,9 @@ from celery import Celery, shared_task
 from sqlalchemy import func, update
 
 from agents.scaling.allocation import plan_tests
-from orchestrator.core.config import JobConfig
-from orchestrator.core.db import session_scope
 from orchestrator.core.models import FINISHED_PROBLEM_STATES, Job, JobStatus, Problem, ProblemStatus, utcnow
 from orchestrator.observability.metrics import after_commit, observe_problem_planned
-from orchestrator.workflow.problem_task import ProblemTask, active_problem
+from orchestrator.workflow.problem_task import ProblemTask
 from orchestrator.workflow.steps import TASKS, Message, send
 
 
@@ -31,11 +29,11 @@ def start_problems(app: Celery, problem_ids: list[int]) -> None:
 @shared_task(base=ProblemTask, bind=True, name="coderm.orchestrator.plan_problem")
 def plan_problem(self: ProblemTask, problem_id: int) -> None:
     """Fix how many solutions and tests the problem gets, and mark it (and its job) running."""
-    with self.stage(problem_id, "plan"), session_scope(self.database_url) as session:
-        problem = active_problem(session, problem_id)
-        if problem is None:
+    step = self.step(problem_id, "plan")
+    with step.read() as loaded:
+        if loaded is None:
             return
-        config = JobConfig.model_validate(problem.job.config)
+        session, problem, config = loaded.session, loaded.problem, loaded.config
         problem.n_solutions = config.n_solutions
         plan_tests(self.database_url, config, problem)
         if problem.status == ProblemStatus.PENDING:  # a rerun of this step counts nothing again
@@ -52,4 +50,5 @@ def plan_problem(self: ProblemTask, problem_id: int) -> None:
             .where(Job.id == problem.job_id, Job.status == JobStatus.QUEUED)
             .values(status=JobStatus.RUNNING)
         )
-    self.continue_problem(problem_id)
+    with step.write():
+        pass  # the stage run, and the problem's first steps

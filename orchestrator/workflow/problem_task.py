@@ -1,8 +1,18 @@
-"""The base of the per-problem tasks: it times each step, continues the workflow after it, and
-fails the problem when a step gives up.
+"""The base of the per-problem tasks, and the shape of every step they run.
 
-Tasks are thin: they load by id, call pure logic, and store the result. What every step shares
-lives here once rather than in each task.
+A step is two transactions around its work:
+
+    step = self.step(problem_id, "policy")
+    with step.read() as loaded:          # the problem, its job and config, loaded once
+        if loaded is None:               # the problem has finished (or was cancelled): nothing to do
+            return
+        ...                              # read what the work needs
+    ...                                  # the work (sampling, running code): no transaction open
+    with step.write() as session:        # store the work; the stage run and the workflow's next
+        ...                              # steps (steps.advance) commit in this same transaction
+
+Tasks stay thin: they load by id, call pure logic, and store the result. What every step shares
+(timing, continuing the workflow, failing the problem when a step gives up) lives here once.
 """
 
 from __future__ import annotations
@@ -11,19 +21,87 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload
 
 from agents.scaling.allocation import allocate_job_if_ready
+from orchestrator.core.config import JobConfig
 from orchestrator.core.db import session_scope
 from orchestrator.core.models import FINISHED_PROBLEM_STATES, Problem, ProblemStatus, StageRun, utcnow
 from orchestrator.observability.metrics import observe_stage
 from orchestrator.runtime.messages import ProblemArguments
 from orchestrator.runtime.task_base import TRANSIENT_ERRORS, CodermTask
 from orchestrator.workflow.finish import finish_problem
-from orchestrator.workflow.steps import advance, send
+from orchestrator.workflow.steps import Advance, advance, send
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a step reads first: its problem (with its job) and the job's configuration."""
+
+    session: Session
+    problem: Problem
+    config: JobConfig
+
+
+class Step:
+    """One run of one step of a problem, timed from its creation to its commit."""
+
+    def __init__(self, task: ProblemTask, problem_id: int, stage: str, part: int) -> None:
+        self.task, self.problem_id, self.stage, self.part = task, problem_id, stage, part
+        self.started_at, self.began = utcnow(), time.perf_counter()
+        self.config: JobConfig | None = None
+
+    @contextmanager
+    def read(self) -> Iterator[Loaded | None]:
+        """The step's reading transaction: the problem marked at this stage, and loaded with its
+        job and config; None once the problem has finished."""
+        with session_scope(self.task.database_url) as session:
+            problem = active_problem(session, self.problem_id)
+            if problem is None:
+                yield None
+                return
+            problem.stage = self.stage
+            self.config = JobConfig.model_validate(problem.job.config)
+            yield Loaded(session, problem, self.config)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """The step's writing transaction: what the block writes, the step's `StageRun`, and the
+        next steps of the workflow, committed together; the next steps are sent before the commit
+        (a lost commit reruns this step, which sends them again: every step is idempotent)."""
+        task = self.task
+        with session_scope(task.database_url) as session:
+            yield session
+            seconds = time.perf_counter() - self.began
+            _record_stage_run(session, self, task.request.hostname or socket.gethostname(), seconds)
+            advanced = advance(session, task.database_url, self.problem_id, self.config)
+            send(task.app, advanced.messages)
+        observe_stage(self.stage, seconds)
+        task.allocate_after(advanced)
+
+
+def _record_stage_run(session: Session, step: Step, worker: str, seconds: float) -> None:
+    # A rerun of the step (a redelivery) replaces the record of the run it repeats.
+    session.execute(
+        delete(StageRun).where(
+            StageRun.problem_id == step.problem_id, StageRun.stage == step.stage, StageRun.part == step.part
+        )
+    )
+    session.add(
+        StageRun(
+            problem_id=step.problem_id,
+            stage=step.stage,
+            part=step.part,
+            worker=worker,
+            started_at=step.started_at,
+            finished_at=utcnow(),
+            seconds=seconds,
+        )
+    )
 
 
 class ProblemTask(CodermTask):
@@ -40,41 +118,21 @@ class ProblemTask(CodermTask):
     retry_jitter = True
     max_retries = 20
 
-    @contextmanager
-    def stage(self, problem_id: int, stage: str, part: int = 0) -> Iterator[None]:
-        """Time one step of a problem; record it as a `StageRun` and in `coderm_stage_duration_seconds`."""
-        started_at, began = utcnow(), time.perf_counter()
-        with session_scope(self.database_url) as session:
-            session.execute(update(Problem).where(Problem.id == problem_id).values(stage=stage))
-        yield
-        seconds = time.perf_counter() - began
-        observe_stage(stage, seconds)
-        with session_scope(self.database_url) as session:
-            session.execute(
-                delete(StageRun).where(
-                    StageRun.problem_id == problem_id, StageRun.stage == stage, StageRun.part == part
-                )
-            )
-            session.add(
-                StageRun(
-                    problem_id=problem_id,
-                    stage=stage,
-                    part=part,
-                    worker=self.request.hostname or socket.gethostname(),
-                    started_at=started_at,
-                    finished_at=utcnow(),
-                    seconds=seconds,
-                )
-            )
+    def step(self, problem_id: int, stage: str, part: int = 0) -> Step:
+        """Begin a step of `problem_id` (`part` tells the sandbox chunks apart)."""
+        return Step(self, problem_id, stage, part)
 
     def continue_problem(self, problem_id: int) -> None:
-        """Send whatever this step made possible (orchestrator/workflow/steps.py)."""
-
+        """Send whatever the database says a problem can do next (steps.advance), in a transaction
+        of its own: for allocation and resuming, which move problems that no step of theirs ran."""
         with session_scope(self.database_url) as session:
-            step = advance(session, self.database_url, problem_id)
-            send(self.app, step.messages)
-        if step.allocate_job is not None:
-            self.start_allocated(step.allocate_job)
+            advanced = advance(session, self.database_url, problem_id)
+            send(self.app, advanced.messages)
+        self.allocate_after(advanced)
+
+    def allocate_after(self, advanced: Advance) -> None:
+        if advanced.allocate_job is not None:
+            self.start_allocated(advanced.allocate_job)
 
     def start_allocated(self, job_id: str) -> None:
         """Allocate a greedy or oracle job once its last problem got ready (or failed), and go on."""

@@ -158,21 +158,22 @@ class Advance:
     """The job to try allocating, when this problem just became ready for it."""
 
 
-def advance(session: Session, database_url: str, problem_id: int) -> Advance:
+def advance(session: Session, database_url: str, problem_id: int, config: JobConfig | None = None) -> Advance:
     """Lock the problem, decide its next steps, mark them sent; the caller sends the messages.
 
     The caller sends them before its transaction commits: if the commit is lost, the step that
     called `advance` runs again and sends them again, which the steps' idempotence absorbs.
+    `config` is the job's, where the caller has it already.
     """
-    problem = session.scalar(
-        select(Problem)
-        .options(joinedload(Problem.job))
-        .where(Problem.id == problem_id)
-        .with_for_update(of=Problem)  # the problem's row only: the job's is shared by all its problems
-    )
+    query = select(Problem).where(Problem.id == problem_id)
+    if config is None:
+        query = query.options(joinedload(Problem.job))
+    # The problem's row only: the job's is shared by all its problems.
+    problem = session.scalar(query.with_for_update(of=Problem))
     if problem is None or problem.status in FINISHED_PROBLEM_STATES:
         return Advance([])
-    config = JobConfig.model_validate(problem.job.config)
+    if config is None:
+        config = JobConfig.model_validate(problem.job.config)
     if problem.status == ProblemStatus.RUNNING and problem.n_tests is None:
         plan_tests(database_url, config, problem)  # threshold, once the features are in
     messages = []
