@@ -77,8 +77,6 @@ def store_samples(
     extracted: list[tuple[Sample, Extraction]],
 ) -> bool:
     """Store all samples at once; False when a concurrent run of the same task stored them first."""
-    if already_sampled(session, model, problem_id):
-        return False
     session.add_all(_sample_rows(model, problem_id, backend, model_name, extracted))
     try:
         session.flush()

@@ -22,8 +22,7 @@ from orchestrator.workflow.problem_task import ProblemTask
 @shared_task(base=ProblemTask, bind=True, name="coderm.voter.select_solution")
 def select_solution(self: ProblemTask, problem_id: int) -> None:
     """Pick the problem's solution; where ground truth exists, also score the pick and the tests."""
-    step = self.step(problem_id, "vote")
-    with step.read() as loaded:
+    with self.step(problem_id, "vote").run() as loaded:
         if loaded is None:
             return
         session, problem, seed = loaded.session, loaded.problem, loaded.config.seed
@@ -48,5 +47,3 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
             benchmark, allocated = problem.job.benchmark, problem.n_tests or stored.tests_stored
             after_commit(session, lambda: observe_problem_scored(benchmark, score, allocated))
         finish_problem(session, problem_id, ProblemStatus.COMPLETED)
-    with step.write():
-        pass  # the stage run; the problem has finished, so nothing follows

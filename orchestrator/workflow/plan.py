@@ -29,8 +29,7 @@ def start_problems(app: Celery, problem_ids: list[int]) -> None:
 @shared_task(base=ProblemTask, bind=True, name="coderm.orchestrator.plan_problem")
 def plan_problem(self: ProblemTask, problem_id: int) -> None:
     """Fix how many solutions and tests the problem gets, and mark it (and its job) running."""
-    step = self.step(problem_id, "plan")
-    with step.read() as loaded:
+    with self.step(problem_id, "plan").run() as loaded:
         if loaded is None:
             return
         session, problem, config = loaded.session, loaded.problem, loaded.config
@@ -50,5 +49,3 @@ def plan_problem(self: ProblemTask, problem_id: int) -> None:
             .where(Job.id == problem.job_id, Job.status == JobStatus.QUEUED)
             .values(status=JobStatus.RUNNING)
         )
-    with step.write():
-        pass  # the stage run, and the problem's first steps

@@ -1,6 +1,6 @@
 """The base of the per-problem tasks, and the shape of every step they run.
 
-A step is two transactions around its work:
+A step whose work takes long is two transactions around that work:
 
     step = self.step(problem_id, "policy")
     with step.read() as loaded:          # the problem, its job and config, loaded once
@@ -10,6 +10,9 @@ A step is two transactions around its work:
     ...                                  # the work (sampling, running code): no transaction open
     with step.write() as session:        # store the work; the stage run and the workflow's next
         ...                              # steps (steps.advance) commit in this same transaction
+
+A step whose work is the database's alone (plan, vote) is one transaction: `with step.run() as
+loaded:` reads, lets the block work, and records and continues as `write` does.
 
 Tasks stay thin: they load by id, call pure logic, and store the result. What every step shares
 (timing, continuing the workflow, failing the problem when a step gives up) lives here once.
@@ -24,7 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload
 
 from agents.scaling.allocation import allocate_job_if_ready
@@ -54,53 +58,63 @@ class Step:
         self.task, self.problem_id, self.stage, self.part = task, problem_id, stage, part
         self.started_at, self.began = utcnow(), time.perf_counter()
         self.config: JobConfig | None = None
+        self.seconds = 0.0
 
     @contextmanager
     def read(self) -> Iterator[Loaded | None]:
         """The step's reading transaction: the problem marked at this stage, and loaded with its
         job and config; None once the problem has finished."""
         with session_scope(self.task.database_url) as session:
-            problem = active_problem(session, self.problem_id)
-            if problem is None:
-                yield None
-                return
-            problem.stage = self.stage
-            self.config = JobConfig.model_validate(problem.job.config)
-            yield Loaded(session, problem, self.config)
+            yield self._load(session)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """The step's writing transaction: what the block writes, the step's `StageRun`, and the
         next steps of the workflow, committed together; the next steps are sent before the commit
         (a lost commit reruns this step, which sends them again: every step is idempotent)."""
-        task = self.task
-        with session_scope(task.database_url) as session:
+        with session_scope(self.task.database_url) as session:
             yield session
-            seconds = time.perf_counter() - self.began
-            _record_stage_run(session, self, task.request.hostname or socket.gethostname(), seconds)
-            advanced = advance(session, task.database_url, self.problem_id, self.config)
-            send(task.app, advanced.messages)
-        observe_stage(self.stage, seconds)
-        task.allocate_after(advanced)
+            advanced = self._continue(session)
+        self._after_commit(advanced)
+
+    @contextmanager
+    def run(self) -> Iterator[Loaded | None]:
+        """`read` and `write` in one transaction, for a step with no work outside the database."""
+        with session_scope(self.task.database_url) as session:
+            loaded = self._load(session)
+            yield loaded
+            if loaded is None:
+                return
+            advanced = self._continue(session)
+        self._after_commit(advanced)
+
+    def _load(self, session: Session) -> Loaded | None:
+        problem = active_problem(session, self.problem_id)
+        if problem is None:
+            return None
+        problem.stage = self.stage
+        self.config = JobConfig.model_validate(problem.job.config)
+        return Loaded(session, problem, self.config)
+
+    def _continue(self, session: Session) -> Advance:
+        self.seconds = time.perf_counter() - self.began
+        _record_stage_run(session, self, self.task.request.hostname or socket.gethostname())
+        advanced = advance(session, self.task.database_url, self.problem_id, self.config)
+        send(self.task.app, advanced.messages)
+        return advanced
+
+    def _after_commit(self, advanced: Advance) -> None:
+        observe_stage(self.stage, self.seconds)
+        self.task.allocate_after(advanced)
 
 
-def _record_stage_run(session: Session, step: Step, worker: str, seconds: float) -> None:
-    # A rerun of the step (a redelivery) replaces the record of the run it repeats.
+def _record_stage_run(session: Session, step: Step, worker: str) -> None:
+    # One statement; a rerun of the step (a redelivery) replaces the record of the run it repeats.
+    run = {"worker": worker, "started_at": step.started_at, "finished_at": utcnow(), "seconds": step.seconds}
+    key = {"problem_id": step.problem_id, "stage": step.stage, "part": step.part}
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(
-        delete(StageRun).where(
-            StageRun.problem_id == step.problem_id, StageRun.stage == step.stage, StageRun.part == step.part
-        )
-    )
-    session.add(
-        StageRun(
-            problem_id=step.problem_id,
-            stage=step.stage,
-            part=step.part,
-            worker=worker,
-            started_at=step.started_at,
-            finished_at=utcnow(),
-            seconds=seconds,
-        )
+        insert(StageRun).values(**key, **run).on_conflict_do_update(index_elements=list(key), set_=run)
     )
 
 

@@ -168,8 +168,9 @@ def advance(session: Session, database_url: str, problem_id: int, config: JobCon
     query = select(Problem).where(Problem.id == problem_id)
     if config is None:
         query = query.options(joinedload(Problem.job))
-    # The problem's row only: the job's is shared by all its problems.
-    problem = session.scalar(query.with_for_update(of=Problem))
+    # The problem's row only: the job's is shared by all its problems. Read afresh, also where this
+    # session holds the problem already: a concurrent step may have sent steps since.
+    problem = session.scalar(query.with_for_update(of=Problem).execution_options(populate_existing=True))
     if problem is None or problem.status in FINISHED_PROBLEM_STATES:
         return Advance([])
     if config is None:
