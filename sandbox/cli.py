@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.extract import check_solution_code, clean_unit_test_code
+from orchestrator.cli.options import ModelOptions
 from orchestrator.core.config import SandboxLimits
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.inputs.problem_files import read_problem_file
@@ -27,29 +27,8 @@ from sandbox.policy import SandboxPolicy
 
 console = Console(soft_wrap=True)
 
-# The per-pair limits, shared with the job commands (run, submit, eval).
-time_limit_option = click.option(
-    "--time-limit",
-    type=click.FloatRange(0, 600, min_open=True),
-    default=1.0,
-    show_default=True,
-    envvar="CODERM_TIME_LIMIT",
-    show_envvar=True,
-    help="Seconds one solution may take on one unit-test class (the paper's 1 s).",
-)
-memory_option = click.option(
-    "--memory-mb",
-    type=click.IntRange(16, 65536),
-    default=1024,
-    show_default=True,
-    envvar="CODERM_MEMORY_MB",
-    show_envvar=True,
-    help="Address space of one execution, in MiB.",
-)
-
-
-def _with_limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    return time_limit_option(memory_option(command))
+# The per-pair limits, --time-limit and --memory-mb, from SandboxLimits' fields as in the job commands.
+limit_options = ModelOptions(SandboxLimits)
 
 
 @click.group("sandbox")
@@ -77,16 +56,16 @@ def sandbox_cli() -> None:
     help="Python file with one unittest.TestCase class.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
-@_with_limit_options
-def exec_pair(solution_path: Path, test_path: Path, as_json: bool, time_limit: float, memory_mb: int) -> None:
+@limit_options
+def exec_pair(solution_path: Path, test_path: Path, as_json: bool, **limit_values: Any) -> None:
     """Run one solution against one unit test and show the outcome, counts, time and output."""
     solution = solution_path.read_text(encoding="utf-8")
     test = clean_unit_test_code(test_path.read_text(encoding="utf-8"))
     if not test.valid or test.code is None:
         raise ConfigurationError(f"{test_path}: not a usable unit test ({test.invalid_reason})")
+    limits = limit_options.build(limit_values)
     pool = JailPool(SandboxPolicy(), size=1)
     try:
-        limits = SandboxLimits(time_limit_s=time_limit, memory_mb=memory_mb)
         result = pool.run_matrix([solution], [test.code], limits, capture_output=True)[0][0]
     finally:
         pool.close()
@@ -107,14 +86,14 @@ def exec_pair(solution_path: Path, test_path: Path, as_json: bool, time_limit: f
 
 @sandbox_cli.command("matrix")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@_with_limit_options
-def matrix(file: Path, time_limit: float, memory_mb: int) -> None:
+@limit_options
+def matrix(file: Path, **limit_values: Any) -> None:
     """Run every problem's replayed solutions against its replayed unit tests; print throughput."""
     problems = read_problem_file(file).problems
     replayable = [p for p in problems if p.solutions and p.unit_tests]
     if not replayable:
         raise ConfigurationError(f"{file}: no problem carries both 'solutions' and 'unit_tests' to replay")
-    limits = SandboxLimits(time_limit_s=time_limit, memory_mb=memory_mb)
+    limits = limit_options.build(limit_values)
     policy = SandboxPolicy()
     pool = JailPool(policy)
     table = Table(title=f"{file.name}: {len(replayable)} problems, {pool.size} jails")

