@@ -189,7 +189,7 @@ def advance(session: Session, database_url: str, problem_id: int, config: JobCon
             select(Solution.id, Solution.code_hash)
             .where(Solution.problem_id == problem_id, Solution.valid)
             .order_by(Solution.index)
-        ).tuples()
+        ).all()
         chunks = chunk_solutions(list(valid), config.chunk_size)
         messages.extend(Message(TASKS["execute"], (problem_id, part, ids)) for part, ids in enumerate(chunks))
         if not chunks:  # nothing to execute: straight to the vote
