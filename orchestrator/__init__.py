@@ -26,6 +26,7 @@ _CLIENT_API = {
     "Cancellation",
     "CodermError",
     "ConfigurationError",
+    "IdempotencyConflictError",
     "InvalidMessageError",
     "JobConfig",
     "JobProgress",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ from orchestrator.core.db import ensure_schema_current, session_scope
 from orchestrator.core.errors import (
     CodermError,
     ConfigurationError,
+    IdempotencyConflictError,
     InvalidMessageError,
     JobTimeoutError,
     NotFoundError,
@@ -57,6 +59,7 @@ __all__ = [
     "Cancellation",
     "CodermError",
     "ConfigurationError",
+    "IdempotencyConflictError",
     "InvalidMessageError",
     "JobConfig",
     "JobProgress",
@@ -80,6 +83,7 @@ def submit(
     idempotency_key: str | None = None,
     source: str | None = None,
     settings: Settings | None = None,
+    strict: bool = False,
     **config: Any,
 ) -> str:
     """Submit a job and start its problems' workflows; returns the job id.
@@ -87,21 +91,31 @@ def submit(
     `config` takes `JobConfig`'s fields (`n_solutions=16`, `policy={"backend": "replay"}`, ...). The
     job and its problems are written in one transaction, once the broker has been reached and the
     database found migrated, so a failure leaves nothing behind. With an `idempotency_key` already
-    used, the first job's id comes back.
+    used, the first job's id comes back and nothing is sent again; if that job's problems or options
+    differ from these, a `UserWarning` says so, or with `strict` an `IdempotencyConflictError` is
+    raised.
     """
     settings = _distributed(settings, "submit")
     request = job_request(problems, config, idempotency_key, source)
     app = _app(settings)
     ensure_broker_reachable(app)
     ensure_schema_current(settings.effective_database_url)
-    return submit_job(
+    submitted = submit_job(
         app,
         settings.effective_database_url,
         request.problems,
         request.config,
         source=request.source,
         idempotency_key=request.idempotency_key,
+        strict=strict,
     )
+    if submitted.differs:
+        warnings.warn(
+            f"idempotency key {idempotency_key!r} names job {submitted.job_id}, whose problems or options "
+            "differ from these; the first job stands",
+            stacklevel=2,
+        )
+    return submitted.job_id
 
 
 def status(job_id: str, *, settings: Settings | None = None) -> JobProgress:

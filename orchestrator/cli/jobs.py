@@ -103,12 +103,18 @@ def check_job(settings: Settings, resolved: Source, config: JobConfig) -> None:
 
 
 def submit_checked(
-    settings: Settings, app: Celery, resolved: Source, config: JobConfig, idempotency_key: str | None = None
+    settings: Settings,
+    app: Celery,
+    resolved: Source,
+    config: JobConfig,
+    idempotency_key: str | None = None,
+    strict: bool = False,
 ) -> str:
-    """Submit a checked job (`check_job`) through the one submit path; returns its id."""
+    """Submit a checked job (`check_job`) through the one submit path; returns its id. A repeated
+    submission (its idempotency key used before) is said so on stderr."""
     from orchestrator.workflow.submit import submit  # imports prometheus_client: see cli/main.py
 
-    return submit(
+    submitted = submit(
         app,
         settings.effective_database_url,
         resolved.problems.problems,
@@ -116,7 +122,19 @@ def submit_checked(
         source=str(resolved.problems.path),
         idempotency_key=idempotency_key,
         benchmark=resolved.benchmark,
+        strict=strict,
     )
+    if submitted.repeated:
+        console.print(
+            f"note: idempotency key {idempotency_key!r} names job {submitted.job_id}, submitted before: "
+            "nothing was sent again"
+        )
+    if submitted.differs:
+        console.print(
+            f"warning: {resolved.problems.path} or the job options differ from that first submission; "
+            "its job stands as first submitted (--strict refuses instead)"
+        )
+    return submitted.job_id
 
 
 def _require_server_urls(config: JobConfig, settings: Settings) -> None:

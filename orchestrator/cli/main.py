@@ -53,7 +53,7 @@ from orchestrator.cli.metrics import (
 )
 from orchestrator.cli.output import console, stdout, write_json_lines
 from orchestrator.cli.probe import probe_cli
-from orchestrator.core.config import AgentRole, Settings
+from orchestrator.core.config import RESUME_GRACE_S, AgentRole, Settings
 from orchestrator.core.db import session_scope, upgrade_schema
 from orchestrator.core.errors import CodermError, ConfigurationError
 from orchestrator.inputs.problem_files import describe_validation_error
@@ -118,9 +118,17 @@ def run(
     "--idempotency-key",
     envvar="CODERM_IDEMPOTENCY_KEY",
     show_envvar=True,
-    help="Submitting again with the same key returns the first job instead of a new one.",
+    help="Submitting again with the same key returns the first job instead of a new one, and sends "
+    "nothing again.",
 )
-def submit(source: str, idempotency_key: str | None, **options: Any) -> None:
+@click.option(
+    "--strict",
+    is_flag=True,
+    envvar="CODERM_STRICT",
+    show_envvar=True,
+    help="Refuse (exit 1) a submission whose idempotency key names a job with other problems or options.",
+)
+def submit(source: str, idempotency_key: str | None, strict: bool, **options: Any) -> None:
     """Enqueue the problems of FILE on the broker and print the job id.
 
     Needs CODERM_DATABASE_URL, CODERM_BROKER_URL and CODERM_RESULT_BACKEND; `coderm worker`
@@ -135,7 +143,7 @@ def submit(source: str, idempotency_key: str | None, **options: Any) -> None:
     app = prepare_app(settings)
     resolved, config = load_source(source, options), job_config(options)
     check_job(settings, resolved, config)
-    job_id = submit_checked(settings, app, resolved, config, idempotency_key)
+    job_id = submit_checked(settings, app, resolved, config, idempotency_key, strict)
     stdout.print(job_id, highlight=False)
 
 
@@ -230,18 +238,41 @@ def cancel(job_id: str, terminate: bool) -> None:
 
 @cli.command()
 @click.argument("job_id", metavar="JOB")
-def resume(job_id: str) -> None:
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=RESUME_GRACE_S,
+    show_default=True,
+    envvar="CODERM_RESUME_GRACE",
+    show_envvar=True,
+    help="Seconds a step sent is trusted to be on its way (queued or running): one sent more "
+    "recently is not sent again.",
+)
+@click.option(
+    "--force", is_flag=True, help="Send again every step an unfinished problem waits for (--grace 0)."
+)
+def resume(job_id: str, grace: float, force: bool) -> None:
     """Carry job JOB on from what the database says is done: after a broker lost its queues, or a
-    worker or message was lost. Steps still queued may run twice, which costs work, not data."""
+    worker or message was lost. A step sent within --grace seconds is left to arrive; one sent
+    before that, and still not done, is sent again: if its message was in fact still queued it runs
+    twice, which costs work, not data."""
     from orchestrator.workflow.control import resume_job
 
     settings = Settings()
     app = prepare_app(settings)
-    done = resume_job(app, settings.effective_database_url, job_id)
-    if done.restarted:
-        stdout.print(f"job {job_id}: {done.restarted} unfinished problems resumed", highlight=False)
-    else:
+    done = resume_job(app, settings.effective_database_url, job_id, grace_s=0 if force else grace)
+    if done.status not in ("queued", "running"):
         stdout.print(f"job {job_id} is {done.status}: nothing to resume", highlight=False)
+        return
+    stdout.print(
+        f"job {job_id}: {done.restarted} unfinished problems resumed ({done.messages} steps sent again)",
+        highlight=False,
+    )
+    if done.recent:
+        console.print(
+            f"{done.recent} unfinished problems wait for steps sent within the last {grace:g} s and were "
+            "left alone (--force sends those again too)"
+        )
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -61,6 +61,11 @@ class CliOption:
     `--coderm-backend` beside `--backend`, which overrides it for that agent."""
 
 
+RESUME_GRACE_S = 600.0
+"""How long `coderm resume` trusts that a step sent is still on its way (a message may wait long in a
+deep queue): a step sent more recently is not sent again unless forced."""
+
+
 class Settings(BaseSettings):
     """Where the services are. Read from `CODERM_*` environment variables."""
 

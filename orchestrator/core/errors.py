@@ -65,3 +65,7 @@ class PrometheusError(CodermError):
 
 class JobTimeoutError(CodermError, TimeoutError):
     pass
+
+
+class IdempotencyConflictError(CodermError):
+    """A submission's idempotency key names a job whose problems or options differ (strict mode)."""

@@ -78,6 +78,8 @@ class Job(Base):
     source: Mapped[str | None] = mapped_column(String(1024))
     config: Mapped[dict[str, Any]]
     idempotency_key: Mapped[str | None] = mapped_column(String(256), unique=True)
+    # What the submission asked for (workflow.submit.content_hash), to tell a repeat from a change.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
     n_problems: Mapped[int] = mapped_column(Integer)
     benchmark: Mapped[str | None] = mapped_column(String(64))
     # Job-level evaluation (agents.scoring.JobMetrics as JSON), written when the job completes.

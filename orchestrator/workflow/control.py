@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,12 +11,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from agents.scaling.allocation import allocate_job_if_ready
+from orchestrator.core.config import RESUME_GRACE_S
 from orchestrator.core.db import session_scope
 from orchestrator.core.models import FINISHED_PROBLEM_STATES, Job, JobStatus, Problem, ProblemStatus, utcnow
 from orchestrator.results.reports import get_job
 from orchestrator.runtime.celery_app import as_current
-from orchestrator.workflow.plan import start_problems
-from orchestrator.workflow.steps import NO_TESTS, advance, send
+from orchestrator.workflow.steps import advance, send, sent_recently
+from orchestrator.workflow.submit import enqueue_job
 
 
 @dataclass(frozen=True)
@@ -104,20 +106,26 @@ class Resumption:
     job_id: str
     status: str
     restarted: int
-    """Unfinished problems whose next steps were sent again."""
+    """Unfinished problems that were sent a step again."""
+    messages: int
+    """Steps sent (a sandbox chunk counts as one)."""
+    recent: int
+    """Unfinished problems left alone: what they wait for was sent within the grace period."""
 
 
-def resume_job(app: Celery, database_url: str, job_id: str) -> Resumption:
+def resume_job(app: Celery, database_url: str, job_id: str, grace_s: float = RESUME_GRACE_S) -> Resumption:
     """Send again what every unfinished problem of a job needs next, as the database tells it.
 
-    For a broker that lost its queues, or messages lost any other way: each problem forgets which
-    steps it had sent and goes on from what its data says is done. Steps whose messages were in
-    fact still queued run twice; they are idempotent, so that costs work, never data.
+    For a broker that lost its queues, or messages lost any other way: each problem forgets the
+    steps it sent more than `grace_s` seconds ago and goes on from what its data says is done; a
+    step sent more recently is taken to be on its way (0 forgets them all). A step whose message was
+    in fact still queued runs twice; steps are idempotent, so that costs work, never data.
     """
+    cutoff = time.time() - grace_s
     with session_scope(database_url) as session:
         job = get_job(session, job_id)
         if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
-            return Resumption(job_id, job.status, 0)
+            return Resumption(job_id, job.status, 0, 0, 0)
         unfinished = list(
             session.scalars(
                 select(Problem)
@@ -126,17 +134,25 @@ def resume_job(app: Celery, database_url: str, job_id: str) -> Resumption:
             )
         )
         for problem in unfinished:
-            problem.progress = {k: v for k, v in (problem.progress or {}).items() if k == NO_TESTS}
-        pending = [p.id for p in unfinished if p.status == ProblemStatus.PENDING]
+            problem.progress = sent_recently(problem.progress or {}, cutoff)
         running = [p.id for p in unfinished if p.status == ProblemStatus.RUNNING]
+    sent: dict[int, int] = {}
     with as_current(app):
-        start_problems(app, pending)
         for problem_id in running:
-            with session_scope(database_url) as session:
-                send(app, advance(session, database_url, problem_id).messages)
+            sent[problem_id] = _send_next(app, database_url, problem_id)
         with session_scope(database_url) as session:
             allocated = allocate_job_if_ready(session, database_url, job_id)
         for problem_id in allocated:
-            with session_scope(database_url) as session:
-                send(app, advance(session, database_url, problem_id).messages)
-    return Resumption(job_id, JobStatus.RUNNING, len(unfinished))
+            sent[problem_id] = sent.get(problem_id, 0) + _send_next(app, database_url, problem_id)
+    planned = enqueue_job(app, database_url, job_id)  # the pending problems whose plan was not sent lately
+    restarted = sum(1 for count in sent.values() if count) + planned
+    return Resumption(
+        job_id, JobStatus.RUNNING, restarted, sum(sent.values()) + planned, len(unfinished) - restarted
+    )
+
+
+def _send_next(app: Celery, database_url: str, problem_id: int) -> int:
+    with session_scope(database_url) as session:
+        messages = advance(session, database_url, problem_id).messages
+        send(app, messages)
+    return len(messages)

@@ -10,6 +10,7 @@ written (`CodermTask`).
 from __future__ import annotations
 
 from celery import shared_task
+from celery.utils.log import get_task_logger
 
 from orchestrator.core.config import JobConfig
 from orchestrator.core.errors import InvalidMessageError, NotFoundError
@@ -18,6 +19,8 @@ from orchestrator.runtime.messages import JobRequest
 from orchestrator.runtime.task_base import CodermTask
 from orchestrator.workflow.submit import submit
 
+logger = get_task_logger(__name__)
+
 
 @shared_task(
     base=CodermTask,
@@ -25,7 +28,7 @@ from orchestrator.workflow.submit import submit
     name="coderm.orchestrator.submit_job",
     arguments_model=JobRequest,
     # Safe to run again: the idempotency key (the message's own id when none is given) returns the
-    # job a first delivery wrote, and starting its pending problems again only repeats idempotent steps.
+    # job a first delivery wrote, and sends only what that delivery wrote but never sent.
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=False,
@@ -41,8 +44,16 @@ def submit_job(
     if idempotency_key is None and self.request.id is not None:
         idempotency_key = f"celery-task:{self.request.id}"
     try:
-        return submit(
+        submitted = submit(
             self.app, self.database_url, problems, config, source=source, idempotency_key=idempotency_key
         )
     except NotFoundError as exc:  # a greedy or threshold job, and no probe to predict with
         raise InvalidMessageError(str(exc)) from exc
+    if submitted.differs:
+        logger.warning(
+            "idempotency key %r names job %s, whose problems or options differ from this message's; "
+            "the first job stands",
+            idempotency_key,
+            submitted.job_id,
+        )
+    return submitted.job_id

@@ -17,15 +17,18 @@ need the prompt's features; `oracle` judges the policy's solutions against groun
 `greedy` and `oracle` then wait until the whole job is ready, and the step that finds it ready
 allocates the budget and advances every problem.
 
-`progress` on the problem row records which steps were sent (so a step is sent once), and whether
-CodeRM found nothing to write tests for.
+`progress` on the problem row records when each step was sent (so a step is sent once, and `coderm
+resume` can tell a step just sent from one lost long ago), and whether CodeRM found nothing to write
+tests for.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain
+from typing import Any
 
 from celery import Celery
 from sqlalchemy import select
@@ -55,6 +58,16 @@ TASKS = {
 
 NO_TESTS = "no tests"
 """Marker: CodeRM had no solution to show (no reference code, no valid policy sample)."""
+
+
+def sent_recently(progress: dict[str, Any], cutoff: float) -> dict[str, Any]:
+    """`progress` without the steps sent before `cutoff` (epoch seconds, as `time.time`), nor those
+    of an unknown time; what is done (`NO_TESTS`) stays."""
+    return {
+        step: at
+        for step, at in progress.items()
+        if step == NO_TESTS or (isinstance(at, int | float) and at >= cutoff)
+    }
 
 
 @dataclass(frozen=True)
@@ -180,8 +193,9 @@ def advance(session: Session, database_url: str, problem_id: int, config: JobCon
     messages = []
     progress = dict(problem.progress or {})
     state = _state(session, problem, config)
+    now = time.time()
     for step in next_steps(state):
-        progress[step] = "sent"
+        progress[step] = now
         if step != "execute":
             messages.append(Message(TASKS[step], (problem_id,)))
             continue
@@ -193,7 +207,7 @@ def advance(session: Session, database_url: str, problem_id: int, config: JobCon
         chunks = chunk_solutions(list(valid), config.chunk_size)
         messages.extend(Message(TASKS["execute"], (problem_id, part, ids)) for part, ids in enumerate(chunks))
         if not chunks:  # nothing to execute: straight to the vote
-            progress["vote"] = "sent"
+            progress["vote"] = now
             messages.append(Message(TASKS["vote"], (problem_id,)))
     problem.progress = progress
     return Advance(messages, problem.job_id if ready_to_allocate(state) else None)

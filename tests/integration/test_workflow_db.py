@@ -1,5 +1,5 @@
 """The workflow's database side on the real Postgres and RabbitMQ: `advance`, the chunk messages,
-a step's one writing transaction, the job-level allocation and `resume`.
+a step's one writing transaction, the job-level allocation, repeated submissions and `resume`.
 
 The steps' pure rules (`next_steps`) are tested in tests/unit/test_progress.py; here the same
 decisions are read from rows, with the row locks and transactions they rely on.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,13 +22,14 @@ from sqlalchemy import select, update
 from agents.scaling.allocation import allocate_job_if_ready
 from orchestrator.core.config import JobConfig, Settings
 from orchestrator.core.db import session_scope
+from orchestrator.core.errors import IdempotencyConflictError
 from orchestrator.core.models import ExecutionResult, Problem, ProblemStatus, Solution, StageRun, UnitTest
 from orchestrator.inputs.problem_files import ProblemSpec
 from orchestrator.runtime.celery_app import QUEUES, create_app
 from orchestrator.workflow import steps
 from orchestrator.workflow.control import resume_job
 from orchestrator.workflow.steps import TASKS, advance
-from orchestrator.workflow.submit import create_job
+from orchestrator.workflow.submit import create_job, submit
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +123,7 @@ def test_advance_sends_each_sampler_once_and_marks_it_sent(migrated_postgres_url
     ]
     assert advance_and_send(url, app, problem_id) == []
     with session_scope(url) as session:
-        assert session.get_one(Problem, problem_id).progress == {"policy": "sent", "coderm": "sent"}
+        assert set(session.get_one(Problem, problem_id).progress or {}) == {"policy", "coderm"}
 
 
 def test_chunks_keep_copies_of_a_solution_together_and_leave_out_invalid_ones(
@@ -258,8 +260,13 @@ def test_resume_sends_again_what_the_rows_say_is_next(migrated_postgres_url: str
         job_id = session.get_one(Problem, running).job_id
     advance_and_send(url, app, running)
     add_samples(url, running, Solution, ["a"])
-    # The broker lost the coderm message: progress says sent, no test exists.
-    resumed = resume_job(app, url, job_id)
+    # The broker lost the coderm message: progress says sent, no test exists. Sent just now, so
+    # resume trusts it to arrive, and only sends the plan the pending problem was never sent.
+    first = resume_job(app, url, job_id)
+    assert (first.restarted, first.recent) == (1, 1)
+    assert drain(app) == [(TASKS["plan"], [pending])]
+    # Without a grace period it sends again everything the rows say is next.
+    resumed = resume_job(app, url, job_id, grace_s=0)
     assert resumed.restarted == 2
     # The policy step runs again too (its samples are stored, so it only continues the workflow).
     assert drain(app) == [
@@ -268,4 +275,40 @@ def test_resume_sends_again_what_the_rows_say_is_next(migrated_postgres_url: str
         (TASKS["policy"], [running]),
     ]
     with session_scope(url) as session:
-        assert session.get_one(Problem, running).progress == {"policy": "sent", "coderm": "sent"}
+        assert set(session.get_one(Problem, running).progress) == {"policy", "coderm"}
+    # Resuming again at once sends nothing: every step it would send was sent within the grace.
+    again = resume_job(app, url, job_id)
+    assert (again.restarted, again.messages, again.recent) == (0, 0, 2)
+    assert drain(app) == []
+
+
+def test_a_repeated_submission_sends_nothing_and_a_different_one_is_told(
+    migrated_postgres_url: str, app: Celery
+) -> None:
+    url = migrated_postgres_url
+    key = f"key-{uuid.uuid4().hex}"
+    specs = [ProblemSpec(task_id=f"t{i}", question="q", reference_code=REFERENCE) for i in range(3)]
+    first = submit(app, url, specs, JobConfig(n_solutions=2), idempotency_key=key)
+    assert not first.repeated and [task for task, _ in drain(app)] == [TASKS["plan"]] * 3
+    again = submit(app, url, specs, JobConfig(n_solutions=2), idempotency_key=key)
+    assert (again.job_id, again.repeated, again.differs) == (first.job_id, True, False)
+    assert drain(app) == []
+    changed = submit(app, url, specs[:2], JobConfig(n_solutions=2), idempotency_key=key)
+    assert (changed.job_id, changed.repeated, changed.differs) == (first.job_id, True, True)
+    assert drain(app) == []
+    with pytest.raises(IdempotencyConflictError, match=first.job_id):
+        submit(app, url, specs, JobConfig(n_solutions=3), idempotency_key=key, strict=True)
+    assert drain(app) == []
+
+
+def test_a_repeated_submission_sends_what_the_first_wrote_but_never_sent(
+    migrated_postgres_url: str, app: Celery
+) -> None:
+    url = migrated_postgres_url
+    key = f"key-{uuid.uuid4().hex}"
+    specs = [ProblemSpec(task_id=f"t{i}", question="q", reference_code=REFERENCE) for i in range(2)]
+    # The first submission died between writing the job and sending its first steps.
+    job_id = create_job(url, specs, JobConfig(), idempotency_key=key)
+    again = submit(app, url, specs, JobConfig(), idempotency_key=key)
+    assert again.job_id == job_id and again.repeated
+    assert [task for task, _ in drain(app)] == [TASKS["plan"]] * 2
