@@ -20,37 +20,16 @@ Subpackages, each importing only those below it (pyproject.toml's import-linter 
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
-
-_CLIENT_API = {
-    "Cancellation",
-    "CodermError",
-    "ConfigurationError",
-    "IdempotencyConflictError",
-    "InvalidMessageError",
-    "JobConfig",
-    "JobProgress",
-    "JobRequest",
-    "JobTimeoutError",
-    "NotFoundError",
-    "ProblemSpec",
-    "ProblemSummary",
-    "Settings",
-    "cancel",
-    "results",
-    "status",
-    "submit",
-    "wait",
-}
-
-__all__ = sorted(_CLIENT_API)
 
 
 def __getattr__(name: str) -> Any:
     # The client loads Celery, the workflow and prometheus_client; importing a light module such as
-    # orchestrator.core.config must not (a worker sets prometheus_client's folder first).
-    if name in _CLIENT_API:
-        from orchestrator import client
-
-        return getattr(client, name)
+    # orchestrator.core.config must not (a worker sets prometheus_client's folder first), so the
+    # client's names (its __all__) are looked up on first use.
+    if not name.startswith("_"):
+        client = importlib.import_module("orchestrator.client")
+        if name in client.__all__:
+            return getattr(client, name)
     raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
