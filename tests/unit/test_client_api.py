@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,15 @@ def test_every_function_is_typed_and_documented(name: str) -> None:
 def test_submit_without_a_broker_says_what_to_set(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="submit needs a broker: set CODERM_BROKER_URL"):
         client.submit([{"task_id": "a", "question": "q"}], settings=client.Settings(home=tmp_path))
+
+
+def test_the_package_re_exports_the_client_without_loading_it_early() -> None:
+    import orchestrator
+
+    assert all(getattr(orchestrator, name) is getattr(client, name) for name in client.__all__)
+    with pytest.raises(AttributeError):
+        orchestrator.no_such_name  # noqa: B018
+    # A light import stays light: the client (and prometheus_client with it) loads on first use.
+    probe = "import sys, orchestrator.core.config; print('prometheus_client' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
