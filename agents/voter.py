@@ -13,8 +13,8 @@ from sqlalchemy import delete
 from agents.selection import vote
 from orchestrator.core.models import ProblemStatus, Selection
 from orchestrator.observability.metrics import after_commit, observe_problem_scored
-from orchestrator.results.evaluation import store_problem_score
-from orchestrator.results.pass_matrix import load_pass_matrix
+from orchestrator.reporting.evaluation import store_problem_score
+from orchestrator.reporting.pass_matrix import load_pass_matrix
 from orchestrator.workflow.finish import finish_problem
 from orchestrator.workflow.problem_task import ProblemTask
 

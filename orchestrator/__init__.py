@@ -1,4 +1,4 @@
-"""coderm's orchestrator: the job workflow on Celery, its storage, inputs, results and command line.
+"""coderm's orchestrator: the job workflow on Celery, its storage, inputs, reports and command line.
 
 The public API is the client's, re-exported here:
 
@@ -11,7 +11,7 @@ Subpackages, each importing only those below it (pyproject.toml's import-linter 
     cli/            the `coderm` command line
     client.py       the Python API (submit, status, wait, results, cancel)
     workflow/       a job's life: submit, plan, next steps (steps.advance), finish, control
-    results/        reading a job back (reports) and scoring it against ground truth (evaluation)
+    reporting/      reading a job back (reports) and scoring it against ground truth (evaluation)
     observability/  Prometheus metrics, their exposition, the Grafana dashboards and their pictures
     runtime/        the Celery app and queues, message schemas, the task base, the embedded worker
     inputs/         problem files, replay files, built-in benchmarks

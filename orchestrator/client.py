@@ -43,7 +43,7 @@ from orchestrator.core.errors import (
     NotFoundError,
 )
 from orchestrator.inputs.problem_files import ProblemSpec
-from orchestrator.results.reports import (
+from orchestrator.reporting.reports import (
     JobProgress,
     ProblemSummary,
     follow_job,

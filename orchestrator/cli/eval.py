@@ -23,7 +23,7 @@ from orchestrator.cli.metrics import metrics_options
 from orchestrator.cli.output import console, stdout, write_json_lines
 from orchestrator.core.config import Settings
 from orchestrator.core.db import session_scope
-from orchestrator.results.evaluation import TestBudget, scored_problems, test_budget
+from orchestrator.reporting.evaluation import TestBudget, scored_problems, test_budget
 
 
 @click.command("eval", epilog=SOURCE_HELP)

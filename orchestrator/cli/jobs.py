@@ -23,7 +23,7 @@ from orchestrator.core.db import ensure_schema_current, upgrade_schema
 from orchestrator.inputs.benchmarks import BUILTIN, Source, resolve_source
 from orchestrator.inputs.problem_files import check_problems_fit_config
 from orchestrator.inputs.replay_files import attach_replay_files
-from orchestrator.results.reports import ProblemSummary, follow_job
+from orchestrator.reporting.reports import ProblemSummary, follow_job
 from orchestrator.runtime.celery_app import create_app, ensure_broker_reachable
 from orchestrator.runtime.embedded import embedded_worker
 

@@ -57,8 +57,8 @@ from orchestrator.core.config import RESUME_GRACE_S, AgentRole, Settings
 from orchestrator.core.db import session_scope, upgrade_schema
 from orchestrator.core.errors import CodermError, ConfigurationError
 from orchestrator.inputs.problem_files import describe_validation_error
-from orchestrator.results.evaluation import stored_job_metrics
-from orchestrator.results.reports import job_progress, problem_summaries
+from orchestrator.reporting.evaluation import stored_job_metrics
+from orchestrator.reporting.reports import job_progress, problem_summaries
 from orchestrator.runtime.celery_app import QUEUES, create_app
 from sandbox.cli import sandbox_cli
 

@@ -29,8 +29,8 @@ from orchestrator.core.config import JobConfig, Settings
 from orchestrator.core.db import session_scope
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.core.models import Probe, Problem
-from orchestrator.results.evaluation import scored_problems
-from orchestrator.results.reports import get_job
+from orchestrator.reporting.evaluation import scored_problems
+from orchestrator.reporting.reports import get_job
 
 
 @click.group("probe")

@@ -14,7 +14,7 @@ from agents.scaling.allocation import allocate_job_if_ready
 from orchestrator.core.config import RESUME_GRACE_S
 from orchestrator.core.db import session_scope
 from orchestrator.core.models import FINISHED_PROBLEM_STATES, Job, JobStatus, Problem, ProblemStatus, utcnow
-from orchestrator.results.reports import get_job
+from orchestrator.reporting.reports import get_job
 from orchestrator.runtime.celery_app import as_current
 from orchestrator.workflow.steps import advance, send, sent_recently
 from orchestrator.workflow.submit import enqueue_job

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.core.models import FINISHED_PROBLEM_STATES, Job, JobStatus, Problem, ProblemStatus, utcnow
 from orchestrator.observability.metrics import after_commit, observe_job_completed, observe_problem_finished
-from orchestrator.results.evaluation import store_job_metrics
+from orchestrator.reporting.evaluation import store_job_metrics
 
 
 def finish_problem(

@@ -24,7 +24,7 @@ from agents.scoring import (
 )
 from orchestrator.core.config import JobConfig
 from orchestrator.core.models import Job, Problem, ProblemMetrics, Solution, UnitTest
-from orchestrator.results.pass_matrix import load_pass_matrix
+from orchestrator.reporting.pass_matrix import load_pass_matrix
 
 
 def store_problem_score(
