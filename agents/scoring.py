@@ -18,7 +18,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from agents.selection import vote
+from agents.selection import SelectionStrategy, vote
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -208,6 +208,7 @@ def rescore(
     n_tests: int | Sequence[int],
     repeats: int,
     seed: int,
+    strategy: SelectionStrategy = "paper",
 ) -> tuple[JobMetrics, list[ProblemScore]]:
     """Vote again on `repeats` random test subsets, as the paper's calculate_result does.
 
@@ -222,7 +223,8 @@ def rescore(
         scores = []
         for problem, count in zip(problems, counts, strict=True):
             subset = draw_subset(problem, n_solutions, count, rng)
-            decision = vote(subset.pass_matrix, random.Random(f"{seed}/{repeat}/{problem.task_id}"))
+            tie_break = random.Random(f"{seed}/{repeat}/{problem.task_id}")
+            decision = vote(subset.pass_matrix, tie_break, strategy)
             scores.append(
                 score_problem(subset.sample_correct, subset.candidates, subset.pass_matrix, decision.tie_set)
             )

@@ -1,9 +1,15 @@
-"""Selection, exactly as the paper does it (DESIGN §2), as pure functions.
+"""Selection, as pure functions: the paper's vote (DESIGN §2), and two others to compare it with.
 
-score_i = number of (distinct, valid) unit tests solution i passes; Top = the argmax set; among Top,
-keep the solutions whose pass pattern is shared by the most Top solutions (consensus); pick one of
-those with a seeded draw. The final tie set is kept: the expected accuracy of the pick is the mean
-correctness over it.
+paper     score_i = number of (distinct, valid) unit tests solution i passes; Top = the argmax set;
+          among Top, keep the solutions whose pass pattern is shared by the most Top solutions
+          (consensus).
+codet     CodeT's dual execution agreement: solutions grouped by identical pass pattern; a group
+          scores its size times the tests its pattern passes; the best-scoring groups win.
+majority  the largest groups of identical pass patterns win, whatever they pass.
+
+Each picks one solution of its final tie set (for the group strategies, every solution of the tied
+groups) with a seeded draw. The tie set is kept: the expected accuracy of a uniform pick, the mean
+correctness over it, is the problem's best-of-N.
 """
 
 from __future__ import annotations
@@ -12,8 +18,12 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from sandbox.outcomes import Outcome
+
+SelectionStrategy = Literal["paper", "codet", "majority"]
+STRATEGIES: tuple[SelectionStrategy, ...] = get_args(SelectionStrategy)
 
 
 @dataclass(frozen=True)
@@ -23,20 +33,45 @@ class Vote:
     selected: int | None
     tie_set: list[int]
     top_set_size: int
+    """paper: the argmax set before consensus; the group strategies: the tie set."""
     pass_count: int
+    """Tests the selected solution passes."""
 
 
-def vote(pass_matrix: Sequence[Sequence[bool]], rng: random.Random) -> Vote:
-    """Argmax of tests passed, consensus on identical pass patterns, then a draw from `rng`."""
+def vote(
+    pass_matrix: Sequence[Sequence[bool]], rng: random.Random, strategy: SelectionStrategy = "paper"
+) -> Vote:
+    """The tie set of `strategy`, then a draw from `rng`."""
     if not pass_matrix:
         return Vote(selected=None, tie_set=[], top_set_size=0, pass_count=0)
+    if strategy == "paper":
+        top, tie_set = _paper(pass_matrix)
+    else:
+        tie_set = _best_groups(pass_matrix, with_passes=strategy == "codet")
+        top = tie_set
+    selected = rng.choice(tie_set)
+    return Vote(
+        selected=selected, tie_set=tie_set, top_set_size=len(top), pass_count=sum(pass_matrix[selected])
+    )
+
+
+def _paper(pass_matrix: Sequence[Sequence[bool]]) -> tuple[list[int], list[int]]:
+    """Argmax of tests passed (Top), and those of Top whose pass pattern most of Top share."""
     scores = [sum(row) for row in pass_matrix]
     best = max(scores)
     top = [i for i, score in enumerate(scores) if score == best]
     pattern_counts = Counter(tuple(pass_matrix[i]) for i in top)
     consensus = max(pattern_counts.values())
-    tie_set = [i for i in top if pattern_counts[tuple(pass_matrix[i])] == consensus]
-    return Vote(selected=rng.choice(tie_set), tie_set=tie_set, top_set_size=len(top), pass_count=best)
+    return top, [i for i in top if pattern_counts[tuple(pass_matrix[i])] == consensus]
+
+
+def _best_groups(pass_matrix: Sequence[Sequence[bool]], with_passes: bool) -> list[int]:
+    """Every solution of the groups (identical pass patterns) with the highest score: the group's
+    size, times the tests its pattern passes when `with_passes` (CodeT)."""
+    groups = Counter(tuple(row) for row in pass_matrix)
+    scores = {pattern: size * (sum(pattern) if with_passes else 1) for pattern, size in groups.items()}
+    best = max(scores.values())
+    return [i for i, row in enumerate(pass_matrix) if scores[tuple(row)] == best]
 
 
 def distinct_test_columns(test_hashes: Sequence[str | None]) -> list[int]:

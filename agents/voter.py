@@ -25,10 +25,10 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
     with self.step(problem_id, "vote").run() as loaded:
         if loaded is None:
             return
-        session, problem, seed = loaded.session, loaded.problem, loaded.config.seed
+        session, problem, config = loaded.session, loaded.problem, loaded.config
         stored = load_pass_matrix(session, problem_id)
         samples, candidates, matrix = stored.samples, stored.candidates, stored.matrix
-        decision = vote(matrix, random.Random(f"{seed}/{problem.task_id}"))
+        decision = vote(matrix, random.Random(f"{config.seed}/{problem.task_id}"), config.selection)
         session.execute(delete(Selection).where(Selection.problem_id == problem_id))
         session.add(
             Selection(
@@ -38,7 +38,8 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
                 tests_used=stored.tests_used,
                 tie_set=[samples[candidates[r]].id for r in decision.tie_set],
                 top_set_size=decision.top_set_size,
-                seed=seed,
+                seed=config.seed,
+                strategy=config.selection,
                 reason="selected" if decision.selected is not None else "no valid solution",
             )
         )

@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from agents.scoring import JobMetrics, ProblemScore, rescore
+from agents.selection import STRATEGIES, SelectionStrategy
 from orchestrator.cli.jobs import (
     SOURCE_HELP,
     check_job,
@@ -99,13 +100,19 @@ def eval_command(
         if config.scaling.policy == "fixed"
         else [len(p.pass_matrix[0]) if p.pass_matrix else 0 for p in problems]
     )
-    metrics, scores = rescore(problems, config.n_solutions, tests, repeats, config.seed)
+    metrics, scores = rescore(problems, config.n_solutions, tests, repeats, config.seed, config.selection)
     name = resolved.benchmark or resolved.problems.path.name
     print_metrics(
         metrics,
-        title=f"{name}: N={config.n_solutions} solutions, M={config.n_tests} tests"
-        + (f", mean of {repeats} draws" if repeats > 1 else ""),
+        title=f"{name}: N={config.n_solutions} solutions, M={config.n_tests} tests, {config.selection} "
+        "selection" + (f", mean of {repeats} draws" if repeats > 1 else ""),
     )
+    # Every strategy on the same stored matrices and draws: nothing runs again.
+    by_strategy = {
+        strategy: rescore(problems, config.n_solutions, tests, repeats, config.seed, strategy)[0].best_of_n
+        for strategy in STRATEGIES
+    }
+    print_best_of_n_by_strategy(by_strategy, config.selection)
     console.print(f"job {job_id}; `coderm results {job_id}` shows each problem's pick")
     if json_out is not None:
         header = {
@@ -114,6 +121,8 @@ def eval_command(
             "n_solutions": config.n_solutions,
             "n_tests": config.n_tests,
             "repeats": repeats,
+            "selection": config.selection,
+            "best_of_n_by_selection": {s: round(100 * value, 2) for s, value in by_strategy.items()},
             "unit_tests_without_methods": budget.without_methods,
             **metrics.to_json(),
         }
@@ -141,6 +150,14 @@ def print_test_budget(budget: TestBudget, policy: str) -> None:
         "--n-tests; "
         f"{budget.completion_tokens} completion tokens, about {budget.saved_tokens} fewer than fixed"
     )
+
+
+def print_best_of_n_by_strategy(by_strategy: dict[SelectionStrategy, float], chosen: str) -> None:
+    table = Table(title="best-of-N by selection strategy (same matrices and draws)")
+    for strategy in by_strategy:
+        table.add_column(f"{strategy} (the job's)" if strategy == chosen else strategy, justify="right")
+    table.add_row(*(f"{100 * value:.2f}" for value in by_strategy.values()))
+    stdout.print(table)
 
 
 def print_metrics(metrics: JobMetrics, title: str) -> None:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.prompts import PromptTemplates
+from agents.selection import SelectionStrategy
 
 # The paper samples with these parameters for both solutions and unit tests (DESIGN §2).
 PAPER_TEMPERATURE = 0.8
@@ -322,6 +323,12 @@ class JobConfig(BaseModel):
         le=10000,
         description="Distinct solutions per sandbox task; copies of a solution go with it, so each code "
         "runs once.",
+    )
+    selection: Annotated[SelectionStrategy, CliOption("--selection")] = Field(
+        "paper",
+        description="How the voter picks: 'paper' (most tests passed, then consensus of pass patterns), "
+        "'codet' (CodeT: groups of identical pass patterns, scored by size x tests passed), 'majority' "
+        "(the largest group of identical pass patterns).",
     )
     seed: Annotated[int, CliOption("--seed")] = Field(
         0, description="Seeds sampling (local backend), the voter's tie-break and eval's --repeats draws."

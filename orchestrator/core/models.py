@@ -207,6 +207,8 @@ class Selection(Base):
     tie_set: Mapped[list[Any]]
     top_set_size: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(Integer)
+    # The strategy that picked (agents.selection: paper, codet, majority).
+    strategy: Mapped[str] = mapped_column(String(16), default="paper")
     reason: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -59,6 +59,8 @@ class ProblemSummary:
     pass_count: int | None
     tests_used: int | None
     selection: str | None
+    strategy: str | None
+    """The selection strategy that picked (paper, codet, majority)."""
     selected_correct: bool | None = None
     allocation: str | None = None
     predicted_pass_rate: float | None = None
@@ -184,6 +186,7 @@ def problem_summaries(session: Session, job_id: str) -> list[ProblemSummary]:
                 pass_count=selection.pass_count if selection else None,
                 tests_used=selection.tests_used if selection else None,
                 selection=selection.reason if selection else None,
+                strategy=selection.strategy if selection else None,
                 selected_correct=selected_correct,
                 allocation=problem.allocation,
                 predicted_pass_rate=problem.predicted_pass_rate,

@@ -120,6 +120,27 @@ def test_eval_reports_the_hand_computed_figures(
     assert by_task["HumanEval/53"]["individual"] == {"tp": 6, "fp": 2, "tn": 1, "fn": 0}
     assert by_task["HumanEval/45"]["oracle"] is False
     assert "best-of-N" in result.stdout and "66.67" in result.stdout
+    # The other strategies on the same matrices: CodeT agrees here; majority ties the three
+    # one-of-a-kind strlen solutions (1/3): (1 + 1/3 + 0) / 3.
+    assert job["selection"] == "paper"
+    assert job["best_of_n_by_selection"] == {"paper": 66.67, "codet": 66.67, "majority": 44.44}
+    assert "best-of-N by selection strategy" in result.stdout
+
+
+def test_the_strategy_that_picked_is_stored_with_the_pick(
+    benchmark_file: Path, tmp_path: Path, embedded_env: dict[str, str], coderm_cli
+) -> None:
+    out = tmp_path / "run.jsonl"
+    result = coderm_cli(
+        ["run", str(benchmark_file), "--selection", "majority", "--json-out", str(out)],
+        env=embedded_env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    picks = {line["task_id"]: line for line in map(json.loads, out.read_text().splitlines())}
+    assert {pick["strategy"] for pick in picks.values()} == {"majority"}
+    # strlen's three solutions behave differently: majority ties them all, the draw picks one.
+    assert picks["HumanEval/23"]["pass_count"] in (1, 2)
 
 
 def test_results_shows_the_scores_and_exports_for_evalplus(

@@ -123,6 +123,7 @@ def test_the_job_options_keep_their_names_and_order() -> None:
         "--feature-backend",
         "--feature-model",
         "--chunk-size",
+        "--selection",
         "--seed",
         "--replay-solutions",
         "--replay-tests",
