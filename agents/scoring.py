@@ -2,6 +2,9 @@
 
 Per problem:
   vanilla    mean correctness of all N samples (an invalid sample is an incorrect one);
+  vanilla over valid samples: mean correctness of the samples with exactly one code block, the
+             only ones the authors' extract_solution.py keeps (their annotated files and
+             calculate_result see no other): this is the paper's vanilla;
   best_of_n  expected correctness of the voter's pick: mean correctness over the final tie set;
   oracle     whether any sample is correct.
 Test quality, with positives = solutions correct by ground truth, counts pooled over problems:
@@ -89,6 +92,7 @@ class ProblemScore:
     oracle: bool
     individual: Confusion
     combined: Confusion
+    vanilla_valid: float = 0.0
 
 
 def score_problem(
@@ -115,6 +119,7 @@ def score_problem(
         samples=len(sample_correct),
         correct_samples=sum(sample_correct),
         vanilla=_ratio(sum(sample_correct), len(sample_correct)),
+        vanilla_valid=_ratio(sum(truth), len(truth)),
         best_of_n=_ratio(sum(truth[r] for r in tie_set), len(tie_set)),
         oracle=any(sample_correct),
         individual=individual,
@@ -132,11 +137,13 @@ class JobMetrics:
     oracle: float
     individual: TestQuality
     combined: TestQuality
+    vanilla_valid: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return {
             "problems": self.problems,
             "vanilla": round(100 * self.vanilla, 2),
+            "vanilla_valid": round(100 * self.vanilla_valid, 2),
             "best_of_n": round(100 * self.best_of_n, 2),
             "oracle": round(100 * self.oracle, 2),
             "individual": self.individual.as_percentages(),
@@ -151,6 +158,7 @@ def job_metrics(scores: Sequence[ProblemScore]) -> JobMetrics:
     return JobMetrics(
         problems=len(scores),
         vanilla=_ratio(sum(s.vanilla for s in scores), len(scores)),
+        vanilla_valid=_ratio(sum(s.vanilla_valid for s in scores), len(scores)),
         best_of_n=_ratio(sum(s.best_of_n for s in scores), len(scores)),
         oracle=_ratio(sum(s.oracle for s in scores), len(scores)),
         individual=individual.quality(),
@@ -171,6 +179,7 @@ def mean_metrics(runs: Sequence[JobMetrics]) -> JobMetrics:
     return JobMetrics(
         problems=runs[0].problems,
         vanilla=mean(r.vanilla for r in runs),
+        vanilla_valid=mean(r.vanilla_valid for r in runs),
         best_of_n=mean(r.best_of_n for r in runs),
         oracle=mean(r.oracle for r in runs),
         individual=mean_quality([r.individual for r in runs]),

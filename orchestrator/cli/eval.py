@@ -136,6 +136,7 @@ def _problem_json(task_id: str, score: ProblemScore) -> dict[str, object]:
         "samples": score.samples,
         "correct_samples": score.correct_samples,
         "vanilla": round(100 * score.vanilla, 2),
+        "vanilla_valid": round(100 * score.vanilla_valid, 2),
         "best_of_n": round(100 * score.best_of_n, 2),
         "oracle": score.oracle,
         "individual": vars(score.individual),
@@ -164,11 +165,12 @@ def print_metrics(metrics: JobMetrics, title: str) -> None:
     """The paper's table: accuracies, then the quality of the tests."""
     figures = metrics.to_json()
     accuracy = Table(title=title)
-    for column in ("problems", "vanilla", "best-of-N", "oracle"):
+    for column in ("problems", "vanilla", "vanilla (valid: the paper's)", "best-of-N", "oracle"):
         accuracy.add_column(column, justify="right")
     accuracy.add_row(
         str(metrics.problems),
         f"{figures['vanilla']:.2f}",
+        f"{figures['vanilla_valid']:.2f}",
         f"{figures['best_of_n']:.2f}",
         f"{figures['oracle']:.2f}",
     )

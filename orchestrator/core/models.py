@@ -225,6 +225,8 @@ class ProblemMetrics(Base):
     samples: Mapped[int] = mapped_column(Integer)
     correct_samples: Mapped[int] = mapped_column(Integer)
     vanilla: Mapped[float] = mapped_column(Float)
+    # Over the valid samples only: the paper's vanilla (agents.scoring); none for rows scored before.
+    vanilla_valid: Mapped[float | None] = mapped_column(Float)
     best_of_n: Mapped[float] = mapped_column(Float)
     oracle: Mapped[bool] = mapped_column(Boolean)
     individual: Mapped[dict[str, Any]]

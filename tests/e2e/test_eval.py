@@ -95,6 +95,8 @@ def test_eval_reports_the_hand_computed_figures(
 
     assert job["problems"] == 3
     assert job["vanilla"] == 27.78  # (2/4 + 1/3 + 0) / 3
+    # Over the valid samples, as the authors' extraction keeps them: (2/3 + 1/3 + 0) / 3.
+    assert job["vanilla_valid"] == 33.33
     assert job["best_of_n"] == 66.67  # (1 + 1 + 0) / 3
     assert job["oracle"] == 66.67
     # individual, pooled: TP 6+2+0, FP 2+2+2, TN 1+4+2, FN 0+1+0
@@ -117,6 +119,7 @@ def test_eval_reports_the_hand_computed_figures(
     }
     by_task = {p["task_id"]: p for p in problems}
     assert by_task["HumanEval/53"]["vanilla"] == 50.0 and by_task["HumanEval/53"]["best_of_n"] == 100.0
+    assert by_task["HumanEval/53"]["vanilla_valid"] == 66.67
     assert by_task["HumanEval/53"]["individual"] == {"tp": 6, "fp": 2, "tn": 1, "fn": 0}
     assert by_task["HumanEval/45"]["oracle"] is False
     assert "best-of-N" in result.stdout and "66.67" in result.stdout

@@ -1,4 +1,4 @@
-"""selection strategy
+"""selection strategy, vanilla over valid samples
 
 Revision ID: 0006
 Revises: 0005
@@ -21,8 +21,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("strategy", sa.String(length=16), nullable=False, server_default="paper")
         )
+    with op.batch_alter_table("problem_metrics", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("vanilla_valid", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("problem_metrics", schema=None) as batch_op:
+        batch_op.drop_column("vanilla_valid")
     with op.batch_alter_table("selections", schema=None) as batch_op:
         batch_op.drop_column("strategy")
