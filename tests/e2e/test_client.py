@@ -46,7 +46,10 @@ def test_submit_wait_results_through_the_client(service_env: dict[str, str], wor
     job_id = client.submit(
         replay_problems(3), chunk_size=2, idempotency_key=key, source="test_client", settings=settings
     )
-    assert client.submit(replay_problems(3), idempotency_key=key, settings=settings) == job_id
+    # The same key again: the first job, nothing sent again; with other options, a warning says so.
+    assert client.submit(replay_problems(3), chunk_size=2, idempotency_key=key, settings=settings) == job_id
+    with pytest.warns(UserWarning, match="differ"):
+        assert client.submit(replay_problems(3), idempotency_key=key, settings=settings) == job_id
     progress = client.wait(job_id, timeout=180, poll_s=0.2, settings=settings)
     assert progress.done and progress.status == "completed" and progress.by_status == {"completed": 3}
 
