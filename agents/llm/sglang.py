@@ -36,7 +36,7 @@ as it is: the server's refusal then concerns it alone.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -216,7 +216,7 @@ def _seconds(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _token_counts(expected: int) -> Any:
+def _token_counts(expected: int) -> Callable[[Any], list[int]]:
     def read(body: Any) -> list[int]:
         counts = body.get("count") if isinstance(body, dict) else None
         if not isinstance(counts, list) or len(counts) != expected:
@@ -240,7 +240,8 @@ class SGLangBackend(ServerBackend):
         self.parallel_sampling = settings.sglang_parallel_sampling
 
     def sample(self, prompt: str, n: int, params: SamplingParams, seed: int) -> list[Sample]:
-        """`n` samples of one prompt, sample j seeded with `seed` + j (see the module's docstring)."""
+        """`n` samples of one prompt; sample j carries the seed `seed` + j where the layout lets each
+        sample have its own (see the module's docstring)."""
         (samples,) = self.sample_many([prompt], n, params, seed)
         if isinstance(samples, BackendError):
             raise samples

@@ -331,5 +331,7 @@ class JobConfig(BaseModel):
         "runs once.",
     )
     seed: Annotated[int, CliOption("--seed")] = Field(
-        0, description="Seeds sampling (local backend), the voter's tie-break and eval's --repeats draws."
+        0,
+        description="Seeds sampling (local backend; SGLang's sampling_seed), the voter's tie-break and "
+        "eval's --repeats draws.",
     )
