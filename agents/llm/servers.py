@@ -8,8 +8,9 @@ SGLang 0.5 answers `GET /health` by generating one token: 503 while the server s
 second, and up to its `SGLANG_HEALTH_CHECK_TIMEOUT` (20 s) when busy, hence a budget of its own
 (`CODERM_LLM_HEALTH_TIMEOUT_S`). Its `GET /model_info` names the model as requests must
 (`served_model_name`, which `--served-model-name` sets) and where it was loaded from (`model_path`);
-older servers have only `GET /get_model_info` (deprecated in 0.5), without `served_model_name`. An
-OpenAI-compatible server without either (vLLM, llama-cpp-python) lists its models at `GET /v1/models`.
+older servers answer only `GET /get_model_info` (deprecated in 0.5), and where that names no
+`served_model_name` the path stands for it. An OpenAI-compatible server without either (vLLM,
+llama-cpp-python) lists its models at `GET /v1/models`.
 """
 
 from __future__ import annotations
