@@ -27,6 +27,8 @@ from agents.llm.openai import completion_request
 from agents.llm.sglang import features_payload, generate_payload, plan_requests, tokenize_payload
 from orchestrator.core.config import ChatFormat, SamplingParams
 
+pytestmark = pytest.mark.slow
+
 SGLANG = "sglang==0.5.23"
 # What SGLang's request modules import beyond this project's venv (torch, transformers, numpy,
 # pydantic), as checked with 0.5.23.
