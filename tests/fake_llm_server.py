@@ -4,8 +4,9 @@ SGLang needs a GPU, so the clients are tested against this instead. It follows S
 formats and behaviour (docs `basic_usage/native_api`, `basic_usage/sampling_params`;
 `io_struct.py::GenerateReqInput`, `api/v1/api_types.py`, `tokenizer_manager.py`, `http_server.py`):
 
-* `GET /health`: one generation of a token, so never instant (`health_s`), and 503 while the server
-  starts (`starting_s`); 200 with an empty body. `GET /model_info` (and the deprecated
+* `GET /health`: takes `health_s` (SGLang's generates a token: at least a second; the fake's default
+  is none, to keep the tests quick), and answers 503 while the server starts (`starting_s`); then
+  200 with an empty body. `GET /model_info` (and the deprecated
   `GET /get_model_info`, the same): `{"model_path", "served_model_name", "tokenizer_path", ...}`;
   `served_model_name` is what `--served-model-name` set, else the model path.
 * `POST /generate`: `text` (a string or a list) or `input_ids`; `sampling_params` a dict or one per
