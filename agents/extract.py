@@ -14,6 +14,7 @@ import enum
 import hashlib
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sandbox.programs import InvalidProgram, expected_test_methods, parse
@@ -21,6 +22,7 @@ from sandbox.programs import InvalidProgram, expected_test_methods, parse
 # The paper's patterns: a fence must be on its own line, closed on its own line.
 _PYTHON_BLOCK = re.compile(r"```python\n(.*?)\n```", re.DOTALL)
 _BARE_BLOCK = re.compile(r"```\n(.*?)\n```", re.DOTALL)
+_FENCE_LINE = re.compile(r"^```", re.MULTILINE)
 
 
 class InvalidReason(enum.StrEnum):
@@ -56,6 +58,21 @@ def code_hash(code: str) -> str:
 def find_code_blocks(completion: str) -> list[str]:
     blocks = _PYTHON_BLOCK.findall(completion)
     return blocks if blocks else _BARE_BLOCK.findall(completion)
+
+
+def restore_closing_fence(completion: str, finish_reason: str | None, stop: Sequence[str]) -> str:
+    """The completion with the stop string that closed its code block put back.
+
+    Every server cuts the stop string that ended a completion from its text (SGLang, vLLM,
+    llama.cpp), so with a stop string that matches the closing fence (`--stop "\n```\n"`) the block
+    stays open and no code would be found. A completion that stopped with a block still open gets
+    the first stop string that holds a fence back (OpenAI-compatible servers do not say which stop
+    string matched); any other is returned as it is.
+    """
+    if finish_reason != "stop" or len(_FENCE_LINE.findall(completion)) % 2 == 0:
+        return completion
+    fence = next((s for s in stop if "```" in s), None)
+    return completion if fence is None else completion + fence
 
 
 def _single_block(completion: str) -> str | InvalidReason:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import zlib
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agents.extract import Extraction
+from agents.extract import Extraction, restore_closing_fence
 from agents.llm import Sample, backend_for
 from orchestrator.core.config import AgentConfig, AgentRole, Settings
 from orchestrator.core.models import Solution, UnitTest
@@ -36,6 +37,9 @@ def sample_and_extract(
 ) -> tuple[str, str, list[tuple[Sample, Extraction]]]:
     """Sample `n` completions and extract code from each; returns (backend, model, samples).
 
+    A completion cut at a stop string that closed its code block gets it back (stored so too), as
+    the model wrote it: see `restore_closing_fence`.
+
     `role` names the agent (policy or coderm) in the LLM metrics, which are recorded here for every
     backend: requests (one per backend call), errors, tokens, latency, and samples by whether code
     could be extracted.
@@ -57,6 +61,10 @@ def sample_and_extract(
         prompt_tokens=sum(s.prompt_tokens or 0 for s in samples),
         completion_tokens=sum(s.completion_tokens or 0 for s in samples),
     )
+    stop = agent.sampling.stop
+    samples = [
+        dataclasses.replace(s, text=restore_closing_fence(s.text, s.finish_reason, stop)) for s in samples
+    ]
     extracted = [(s, check_code(s.text) if s.is_code else extract(s.text)) for s in samples]
     valid = sum(1 for _, extraction in extracted if extraction.valid)
     observe_llm_samples(role, backend.name, backend.model, valid, len(extracted) - valid)
@@ -106,6 +114,7 @@ def _sample_rows(
             prompt_tokens=sample.prompt_tokens,
             completion_tokens=sample.completion_tokens,
             latency_s=sample.latency_s,
+            queue_s=sample.queue_s,
             backend=backend,
             model=model_name,
             **({"test_methods": extraction.test_methods} if model is UnitTest else {}),

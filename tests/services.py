@@ -15,7 +15,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -159,6 +161,14 @@ def stop_worker(worker: WorkerProcess) -> None:
     except subprocess.TimeoutExpired:
         worker.process.kill()
         worker.process.wait()
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test that needs something this machine lacks; under CI (`CODERM_CI`, which .ci/run
+    sets) fail instead, as CI installs everything the tests use."""
+    if os.environ.get("CODERM_CI"):
+        pytest.fail(f"{reason}, which CI should have installed (.ci/run)")
+    pytest.skip(reason)
 
 
 def run_coderm(

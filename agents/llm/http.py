@@ -47,6 +47,7 @@ class ClientSettings:
 
     max_in_flight: int
     connect_timeout_s: float
+    health_timeout_s: float
     timeout_s: float
     retries: int
     backoff_s: float
@@ -57,6 +58,7 @@ class ClientSettings:
         return cls(
             max_in_flight=settings.llm_max_in_flight,
             connect_timeout_s=settings.llm_connect_timeout_s,
+            health_timeout_s=settings.llm_health_timeout_s,
             timeout_s=settings.llm_timeout_s,
             retries=settings.llm_retries,
             backoff_s=settings.llm_backoff_s,
@@ -146,7 +148,9 @@ class ServerClient:
         self, method: str, path: str, payload: Any, timeout_s: float | None
     ) -> tuple[Any, float]:
         where = f"{method} {self.base_url}{path}"
-        timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s
+        timeout: Any = httpx.USE_CLIENT_DEFAULT
+        if timeout_s is not None:
+            timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, self.settings.connect_timeout_s))
         async with self._slots:
             pool = min(range(len(self._pools)), key=self._busy.__getitem__)
             self._busy[pool] += 1

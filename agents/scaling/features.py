@@ -4,7 +4,8 @@ Which hidden state: the model's final one (after its last norm, what the languag
 reads) at the last token of the prompt, rendered with the agent's chat format and ending in the
 assistant header, so it is the state from which the first token of a solution is sampled. The
 local backend reads it from transformers' `output_hidden_states`; SGLang returns it with
-`return_hidden_states` when the server runs with `--enable-return-hidden-states`.
+`return_hidden_states` when the server runs with `--return-hidden-states-mode full` (SGLang 0.5;
+`--enable-return-hidden-states` before).
 
 A feature vector is stored with its problem as float32 bytes, and with a `source` naming model,
 chat format and position, so a probe is only ever applied to the features it was trained on.

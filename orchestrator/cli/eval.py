@@ -18,6 +18,7 @@ from orchestrator.cli.jobs import (
     job_options,
     load_source,
     prepare_app,
+    raise_if_failed,
     run_to_completion,
 )
 from orchestrator.cli.metrics import metrics_options
@@ -25,6 +26,7 @@ from orchestrator.cli.output import console, stdout, write_json_lines
 from orchestrator.core.config import Settings
 from orchestrator.core.db import session_scope
 from orchestrator.reporting.evaluation import TestBudget, scored_problems, test_budget
+from orchestrator.reporting.reports import problem_summaries
 
 
 @click.command("eval", epilog=SOURCE_HELP)
@@ -71,6 +73,8 @@ def eval_command(
     Scoring needs ground truth: HumanEval's tests (the humaneval and humaneval+ benchmarks), a
     problem's `ground_truth` program, or labels on replayed solutions (`plus_status`). Accuracies are
     averaged over problems; test quality pools its counts over problems (see agents/scoring.py).
+
+    Exits with status 1, after the figures, when any problem failed (one line says which and why).
     """
     settings = Settings()
     config = job_config(options)
@@ -84,6 +88,7 @@ def eval_command(
     with session_scope(settings.effective_database_url) as session:
         problems = scored_problems(session, job_id)
         budget = test_budget(session, job_id)
+        summaries = problem_summaries(session, job_id)
     if config.scaling.policy != "fixed":
         print_test_budget(budget, config.scaling.policy)
     if budget.without_methods:
@@ -93,6 +98,7 @@ def eval_command(
         )
     if not problems:
         console.print(f"job {job_id}: no problem has ground truth, so there is nothing to score")
+        raise_if_failed(summaries)
         return
     # A scaled job votes with every test it was allocated; a fixed one draws --n-tests of its pool.
     tests: int | list[int] = (
@@ -128,6 +134,7 @@ def eval_command(
         }
         lines = [header] + [_problem_json(p.task_id, s) for p, s in zip(problems, scores, strict=True)]
         console.print(f"wrote {write_json_lines(json_out, lines)} lines to {json_out}")
+    raise_if_failed(summaries)
 
 
 def _problem_json(task_id: str, score: ProblemScore) -> dict[str, object]:

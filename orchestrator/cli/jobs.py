@@ -20,6 +20,7 @@ from orchestrator.cli.options import ModelOptions
 from orchestrator.cli.output import console, stdout
 from orchestrator.core.config import JobConfig, Settings
 from orchestrator.core.db import ensure_schema_current, upgrade_schema
+from orchestrator.core.errors import ProblemsFailedError
 from orchestrator.inputs.benchmarks import BUILTIN, Source, resolve_source
 from orchestrator.inputs.problem_files import check_problems_fit_config
 from orchestrator.inputs.replay_files import attach_replay_files
@@ -200,6 +201,28 @@ def wait_with_progress(settings: Settings, job_id: str, poll_s: float = 0.5) -> 
                 completed=progress.finished,
                 detail=f"{running} running, {progress.solutions} solutions, {progress.unit_tests} tests",
             )
+
+
+def raise_if_failed(summaries: list[ProblemSummary]) -> None:
+    """Fail the command (`ProblemsFailedError`, exit status 1) when any problem failed, with one line:
+    how many, and why, the most common reason first."""
+    failed = [s for s in summaries if s.status == "failed"]
+    if not failed:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for summary in failed:
+        reason = " ".join((summary.error or "no reason recorded").split())
+        by_reason.setdefault(reason, []).append(summary.task_id)
+    reasons = sorted(by_reason.items(), key=lambda item: -len(item[1]))
+    raise ProblemsFailedError(
+        f"{len(failed)} of {len(summaries)} problems failed: "
+        + "; ".join(f"{_some(task_ids)}: {reason}" for reason, task_ids in reasons)
+    )
+
+
+def _some(task_ids: list[str], shown: int = 3) -> str:
+    more = len(task_ids) - shown
+    return ", ".join(task_ids[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def print_selection_table(summaries: list[ProblemSummary], job_id: str) -> None:

@@ -42,6 +42,7 @@ from orchestrator.cli.jobs import (
     load_source,
     prepare_app,
     print_selection_table,
+    raise_if_failed,
     run_to_completion,
     submit_checked,
 )
@@ -97,6 +98,8 @@ def run(
     Without CODERM_BROKER_URL everything happens in this process: an SQLite database under
     CODERM_HOME (~/.coderm), an in-memory broker and a worker thread running the same tasks as the
     distributed workers. With it, the job goes to the broker and this command waits for the workers.
+
+    Exits with status 1, after the results, when any problem failed (one line says which and why).
     """
     settings = Settings()
     app = prepare_app(settings)
@@ -109,6 +112,7 @@ def run(
     if json_out is not None:
         count = write_json_lines(json_out, (summary.to_json() for summary in summaries))
         console.print(f"wrote {count} lines to {json_out}")
+    raise_if_failed(summaries)
 
 
 @cli.command(epilog=SOURCE_HELP)
@@ -400,7 +404,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except CodermError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except OperationalError as exc:
         console.print(f"[red]error:[/red] database unreachable: {exc.orig}", highlight=False)
         sys.exit(2)

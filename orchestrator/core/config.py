@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     llm_connect_timeout_s: float = Field(
         10.0, gt=0, description="Seconds to open a connection to a model server."
     )
+    llm_health_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds the server check waits for GET /health: SGLang's generates a token, and "
+        "takes up to its SGLANG_HEALTH_CHECK_TIMEOUT (20 s) when busy.",
+    )
     llm_timeout_s: float = Field(
         1800.0,
         gt=0,
@@ -140,9 +146,10 @@ class Settings(BaseSettings):
         8, ge=1, le=128, description="Different prompts batched into one /generate request."
     )
     sglang_parallel_sampling: Literal["n", "repeat"] = Field(
-        "n",
-        description="'n' asks /generate for n samples of each prompt; 'repeat' sends the prompt n "
-        "times with n=1, which SGLang's documentation recommends for control and efficiency.",
+        "repeat",
+        description="'repeat' sends the prompt n times with n=1, each copy with its own sampling_seed "
+        "(SGLang's documentation recommends it for control and efficiency); 'n' asks /generate for n "
+        "samples of each prompt, which share their sampling parameters and so get no seed.",
     )
     local_device: str | None = Field(
         default=None, description="torch device of the local backend (cpu, cuda, cuda:1); unset: cuda if any."
@@ -331,5 +338,7 @@ class JobConfig(BaseModel):
         "(the largest group of identical pass patterns).",
     )
     seed: Annotated[int, CliOption("--seed")] = Field(
-        0, description="Seeds sampling (local backend), the voter's tie-break and eval's --repeats draws."
+        0,
+        description="Seeds sampling (local backend; SGLang's sampling_seed), the voter's tie-break and "
+        "eval's --repeats draws.",
     )

@@ -8,9 +8,11 @@
      │    └── TransientBackendError   worth retrying (connection lost, 429, 5xx)
      ├── NotFoundError           a job (or other object) that does not exist
      ├── PrometheusError         Prometheus could not be reached or refused a query
-     └── JobTimeoutError         a job not finished within the time a caller waited (a TimeoutError)
+     ├── JobTimeoutError         a job not finished within the time a caller waited (a TimeoutError)
+     └── ProblemsFailedError     a job ran to its end, but some of its problems failed
 
-The command line turns any CodermError into a one-line message and exit status 2.
+The command line turns any CodermError into a one-line message and its `exit_code`: 2, or 1 for a
+job whose problems failed (its results were written first).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 class CodermError(Exception):
     """Root of every error coderm raises on purpose."""
+
+    exit_code = 2
 
 
 class ConfigurationError(CodermError):
@@ -69,3 +73,10 @@ class JobTimeoutError(CodermError, TimeoutError):
 
 class IdempotencyConflictError(CodermError):
     """A submission's idempotency key names a job whose problems or options differ (strict mode)."""
+
+
+class ProblemsFailedError(CodermError):
+    """Some problems of a job that ran to its end failed: the command's results are out, its status
+    says so."""
+
+    exit_code = 1

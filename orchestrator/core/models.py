@@ -149,7 +149,9 @@ class _Sample:
     finish_reason: Mapped[str | None] = mapped_column(String(32))
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    # The sample's time, queued and generating, and the queued part where the server reports it.
     latency_s: Mapped[float | None] = mapped_column(Float)
+    queue_s: Mapped[float | None] = mapped_column(Float)
     backend: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

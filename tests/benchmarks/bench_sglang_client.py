@@ -1,7 +1,8 @@
 """CPU cost of the sglang client per sample, against a server that answers at once (issue #4).
 
     python tests/benchmarks/bench_sglang_client.py [--problems 164] [--samples 100] [--in-flight 512]
-        [--per-request 10] [--prompts-per-request 1] [--mode batch|tasks] [--answer-delay 0]
+        [--per-request 10] [--prompts-per-request 1] [--parallel-sampling repeat|n]
+        [--mode batch|tasks] [--answer-delay 0]
 
 The fake SGLang server (tests/fake_llm_server.py) runs in a process of its own, so its CPU time is
 not counted; what is measured is this process' CPU time (all its threads: the callers and the HTTP
@@ -31,6 +32,7 @@ sys.path.insert(0, str(TESTS))
 
 from agents.llm.sglang import SGLangBackend  # noqa: E402
 from orchestrator.core.config import SamplingParams, Settings  # noqa: E402
+from orchestrator.core.errors import BackendError  # noqa: E402
 
 SHARED_PROMPTS = TESTS.parent.parent / "shared" / "data" / "coderm-benchmarks" / "input_humaneval+_sol.jsonl"
 LOCAL_PROMPTS = TESTS / "data" / "input_humaneval+_sol.jsonl"
@@ -64,6 +66,12 @@ def main() -> None:
     parser.add_argument(
         "--prompts-per-request", type=int, default=1, help="CODERM_SGLANG_PROMPTS_PER_REQUEST"
     )
+    parser.add_argument(
+        "--parallel-sampling",
+        choices=["repeat", "n"],
+        default="repeat",
+        help="CODERM_SGLANG_PARALLEL_SAMPLING",
+    )
     parser.add_argument("--mode", choices=["batch", "tasks"], default="batch")
     parser.add_argument("--answer-delay", type=float, default=0.0, help="seconds each answer takes")
     args = parser.parse_args()
@@ -77,6 +85,7 @@ def main() -> None:
             llm_max_in_flight=args.in_flight,
             sglang_samples_per_request=args.per_request,
             sglang_prompts_per_request=args.prompts_per_request,
+            sglang_parallel_sampling=args.parallel_sampling,
         )
         backend = SGLangBackend("policy", url, None, "llama3.1", settings)
         backend.sample(prompts[0], 1, params, seed=0)  # the server check and a first connection
@@ -84,7 +93,7 @@ def main() -> None:
 
         wall, cpu = time.perf_counter(), time.process_time()
         if args.mode == "batch":
-            results = backend.sample_many(prompts, args.samples, params)
+            results = backend.sample_many(prompts, args.samples, params, seed=0)
         else:
             with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
                 results = list(pool.map(lambda p: backend.sample(p, args.samples, params, 0), prompts))
@@ -95,6 +104,8 @@ def main() -> None:
         server.terminate()
         server.wait()
 
+    failed = [r for r in results if isinstance(r, BackendError)]
+    assert not failed, failed[:3]
     samples = sum(len(r) for r in results)
     assert samples == args.problems * args.samples, samples
     requests = stats["requests"] - before["requests"] - 1  # less the stats request itself

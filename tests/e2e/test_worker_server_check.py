@@ -52,6 +52,6 @@ def test_worker_starts_once_its_server_serves_the_model(service_env: dict[str, s
             "CODERM_POLICY_MODEL": "meta-llama/Meta-Llama-3-8B-Instruct",
         }
         worker = start_worker(env, "policy")
-        checked = [r.path for r in server.requests_to("/health") + server.requests_to("/get_model_info")]
+        checked = [r.path for r in server.requests_to("/health") + server.requests_to("/model_info")]
     assert f"policy server {server.url} serves /models/Meta-Llama-3-8B-Instruct" in worker.log_text()
-    assert checked == ["/health", "/get_model_info"]
+    assert checked == ["/health", "/model_info"]

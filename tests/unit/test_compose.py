@@ -190,7 +190,8 @@ def test_the_model_servers_get_a_gpu_and_the_flags_the_agents_need(compose: dict
         (device,) = service["deploy"]["resources"]["reservations"]["devices"]
         assert device["capabilities"] == ["gpu"] and device["device_ids"] == [gpu]
     # The difficulty probe reads the policy model's hidden states.
-    assert "--enable-return-hidden-states" in command_of(compose["services"]["sglang-policy"])
+    argv = command_of(compose["services"]["sglang-policy"])
+    assert argv[argv.index("--return-hidden-states-mode") + 1] == "full"
 
 
 def test_the_sandbox_worker_may_make_namespaces_and_nothing_more(compose: dict[str, Any]) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agents.extract import InvalidReason, check_solution_code, extract_solution, extract_unit_test
+from agents.extract import (
+    InvalidReason,
+    check_solution_code,
+    extract_solution,
+    extract_unit_test,
+    restore_closing_fence,
+)
 
 FENCE = "```"
 
@@ -124,3 +130,19 @@ def test_future_import_is_dropped_since_the_test_follows_the_solution() -> None:
     code = "from __future__ import annotations\nimport unittest\nclass T(unittest.TestCase):\n    def test_a(self): pass"
     result = extract_unit_test(completion(code))
     assert result.valid and "__future__" not in (result.code or "")
+
+
+@pytest.mark.parametrize("stop", ["\n```\n", "\n```", "```"])
+def test_stop_string_that_closed_the_block_is_put_back(stop: str) -> None:
+    cut = "Here you go:\n```python\ndef f():\n    return 1" + ("\n" if stop == "```" else "")
+    restored = restore_closing_fence(cut, "stop", ["\nclass", stop])
+    assert restored == cut + stop
+    assert extract_solution(restored).code == "def f():\n    return 1"
+
+
+def test_completions_that_did_not_stop_inside_a_block_are_left_alone() -> None:
+    closed = completion("def f(): pass")
+    assert restore_closing_fence(closed, "stop", ["\n```\n"]) == closed  # no block left open
+    open_block = "```python\ndef f():"
+    assert restore_closing_fence(open_block, "length", ["\n```\n"]) == open_block  # ran out of tokens
+    assert restore_closing_fence(open_block, "stop", ["\n\n\n"]) == open_block  # no fence to restore
