@@ -7,7 +7,8 @@ one solution at a time with the unit tests to run it against, over stdin/stdout:
     request:  {"solution": str, "tests": [str], "limits": {...}}
     response: one message per test, in order, as soon as it is known:
               [outcome, duration_ms, tests_run, failures, errors, output, killed_by_signal]
-    stop:     {"stop": true}, between two responses: the remaining tests come back not run ("N")
+    stop:     {"stop": true}, between two responses: the remaining tests come back not run ("N");
+              a stop that comes after the request's last response is ignored
 (both directions: a 4-byte big-endian length, then that much JSON).
 
 How a pair runs, and why it cannot be forged
@@ -566,6 +567,9 @@ class Jail:
             request = _read_message(request_fd)
             if request is None:
                 return
+            if request.get("stop"):
+                # Sent while the request's last test ran, so read only now: nothing is left to stop.
+                continue
             results = self.run_solution(request)
             for sent, result in enumerate(results, 1):
                 _write_message(response_fd, result)

@@ -48,7 +48,8 @@ class CliOption:
 
     Plain data, so this layer needs no click: orchestrator/cli/options.py makes the option, with the
     field's default, bounds (a range), Literal values (choices) and description (help), settable
-    from the environment as CODERM_ and the long name (`--n-solutions`: CODERM_N_SOLUTIONS).
+    from the environment as CODERM_ and the long name (`--n-solutions`: CODERM_N_SOLUTIONS); a
+    `bool` field is a pair of flags (`--prune/--no-prune`).
     """
 
     long: str
@@ -323,6 +324,19 @@ class JobConfig(BaseModel):
         description="Distinct solutions per sandbox task; copies of a solution go with it, so each code "
         "runs once.",
     )
+    prune: Annotated[bool | None, CliOption("--prune")] = Field(
+        None,
+        description="Early exit: stop running a solution once it can no longer reach the best pass "
+        "count already reached; its remaining pairs are stored as not run (N), and the pick and tie set "
+        "are exactly those of the full matrix. Unset: on for problems without ground truth, whose "
+        "test-quality figures need every pair; --no-prune runs every pair, as eval always does.",
+    )
     seed: Annotated[int, CliOption("--seed")] = Field(
         0, description="Seeds sampling (local backend), the voter's tie-break and eval's --repeats draws."
     )
+
+    def prunes(self, has_ground_truth: bool) -> bool:
+        """Whether the sandbox prunes a problem's matrix (`prune`): as asked, else only where the
+        problem has no ground truth (a problem with some is scored, and its test-quality figures
+        count every pair)."""
+        return self.prune if self.prune is not None else not has_ground_truth
