@@ -160,6 +160,24 @@ class _Schedule:
             self.changed.notify_all()
 
 
+@dataclass(frozen=True)
+class Known:
+    """What stored rows of a problem's other solutions tell early exit: the best pass count over the
+    distinct tests, and the rows over those tests (True pass, False not, None not run)."""
+
+    best: int
+    rows: list[list[bool | None]]
+
+
+def known_from(outcome_rows: Sequence[str], columns: Sequence[int]) -> Known:
+    """`Known` from stored rows of outcome letters, read at `columns` (the distinct valid tests)."""
+    rows = [
+        [None if row[c] == Outcome.NOT_RUN else row[c] == Outcome.PASS for c in columns]
+        for row in outcome_rows
+    ]
+    return Known(max((sum(cell is True for cell in row) for row in rows), default=0), rows)
+
+
 def run_with_early_exit(
     pool: SolutionRunner,
     solutions: Sequence[str],

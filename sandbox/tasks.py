@@ -9,7 +9,6 @@ judging, earlier, for the oracle allocation, which needs true pass rates before 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from celery import shared_task
 from sqlalchemy import delete, func, insert, select, update
@@ -22,7 +21,7 @@ from orchestrator.core.models import ExecutionResult, Problem, Solution, UnitTes
 from orchestrator.observability.metrics import observe_executions
 from orchestrator.runtime.messages import SandboxChunkArguments
 from orchestrator.workflow.problem_task import ProblemTask
-from sandbox.early_exit import run_with_early_exit
+from sandbox.early_exit import Known, known_from, run_with_early_exit
 from sandbox.executor import run_matrix, shared_pool
 from sandbox.outcomes import Outcome
 
@@ -55,30 +54,16 @@ def judge_solutions(
     ]
 
 
-@dataclass(frozen=True)
-class OtherChunks:
-    """What the chunks of a problem that finished before this one found, for early exit: the best
-    pass count over the distinct tests, and their rows over those tests (to order the tests)."""
-
-    best: int
-    rows: list[list[bool | None]]
-
-
-def other_chunks(
-    session: Session, problem_id: int, solution_ids: list[int], columns: list[int]
-) -> OtherChunks:
-    """The stored rows of the problem's other solutions. A stored row is final (a pruned job's
-    chunk never replaces what it committed, see `execute_chunk`), so any count in it is one the
-    vote will see, and a safe bound to prune against."""
+def other_chunks(session: Session, problem_id: int, solution_ids: list[int], columns: list[int]) -> Known:
+    """What the stored rows of the problem's other solutions (chunks that finished before this one)
+    tell early exit. A stored row is final (a pruned job's chunk never replaces what it committed,
+    see `execute_chunk`), so any count in it is one the vote will see: a safe bound to prune by."""
     stored = session.scalars(
         select(ExecutionResult.outcomes).where(
             ExecutionResult.problem_id == problem_id, ExecutionResult.solution_id.not_in(solution_ids)
         )
     ).all()
-    rows = [
-        [None if row[c] == Outcome.NOT_RUN else row[c] == Outcome.PASS for c in columns] for row in stored
-    ]
-    return OtherChunks(max((sum(cell is True for cell in row) for row in rows), default=0), rows)
+    return known_from(stored, columns)
 
 
 @shared_task(

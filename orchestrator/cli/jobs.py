@@ -205,7 +205,6 @@ def wait_with_progress(settings: Settings, job_id: str, poll_s: float = 0.5) -> 
 def print_selection_table(summaries: list[ProblemSummary], job_id: str) -> None:
     scored = any(s.selected_correct is not None for s in summaries)
     scaled = any(s.predicted_pass_rate is not None for s in summaries)
-    pruned = any(s.pruned for s in summaries)
     table = Table(title=f"job {job_id}")
     columns = [
         "task",
@@ -215,8 +214,6 @@ def print_selection_table(summaries: list[ProblemSummary], job_id: str) -> None:
         *(["lambda"] if scaled else []),
         "selected",
     ]
-    # With early exit, the pairs that ran of the matrix's (the rest are stored as not run, N).
-    columns += ["pairs run"] if pruned else []
     for name in [*columns, "passes", *(["correct"] if scored else []), "seconds"]:
         table.add_column(
             name, justify="left" if name in ("task", "status") else "right", no_wrap=name == "task"
@@ -233,10 +230,16 @@ def print_selection_table(summaries: list[ProblemSummary], job_id: str) -> None:
                 else []
             ),
             "-" if s.selected_index is None else f"#{s.selected_index}",
-            *([f"{s.executions}/{s.executions + s.pruned}"] if pruned else []),
             "-" if s.pass_count is None else f"{s.pass_count}/{s.tests_used}",
         ]
         if scored:
             cells.append("-" if s.selected_correct is None else ("yes" if s.selected_correct else "no"))
         table.add_row(*cells, f"{s.timings.get('total', 0):.1f}")
     stdout.print(table)
+    pruned = sum(s.pruned for s in summaries)
+    if pruned:
+        ran = sum(s.executions for s in summaries)
+        stdout.print(
+            f"early exit: {ran} of {ran + pruned} solution x test pairs run; {pruned} could not change "
+            "a pick and were not run (stored as N)"
+        )

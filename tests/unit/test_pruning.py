@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -216,3 +217,27 @@ def test_the_schedule_learns_which_test_fails_and_stops_the_others_there() -> No
     assert ["".join(c.outcome for c in row) for row in result] == ["PPPF", "PPPP", "NNNF", "NNNF"]
     assert pool.ran == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 3), (1, 0), (1, 1), (1, 2), (2, 3), (3, 3)]
     assert len(pool.ran) == clairvoyant_executions(matrix) + 3  # the passes s0 ran before its failure
+
+
+@pytest.mark.parametrize("size", [1, 2])
+def test_the_sandbox_schedule_on_the_recorded_humaneval_matrices_keeps_every_vote(size: int) -> None:
+    """`sandbox.early_exit` on jails that answer from the recorded verdicts of HumanEval's 164
+    problems (a canonical solution and a mutant, five unit tests each; the mutant repeated)."""
+    recording = Path(__file__).parents[1] / "data" / "verdicts_before_issue12.jsonl"
+    full_cells = ran = 0
+    for line in recording.read_text().splitlines():
+        record = json.loads(line)
+        matrix = [[cell == "P" for cell in row] for row in record["outcomes"]]
+        solutions, tests = ["s0", "s1", "s1"], [f"t{j}" for j in range(len(matrix[0]))]
+        pool = MatrixPool(matrix, size, ahead=False)
+        pruned = run_with_early_exit(pool, solutions, tests, SandboxLimits())
+        full = [
+            [PairResult(Outcome.PASS if matrix[int(s[1:])][int(t[1:])] else Outcome.FAIL, 1) for t in tests]
+            for s in solutions
+        ]
+        assert stored_vote(pruned, solutions, tests, 0) == stored_vote(full, solutions, tests, 0), record[
+            "task_id"
+        ]
+        full_cells += len(matrix) * len(matrix[0])
+        ran += len(pool.ran)
+    assert ran < full_cells
