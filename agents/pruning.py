@@ -37,16 +37,26 @@ class BestPassCount:
             return self.value
 
 
-def discriminating_order(pass_rows: Sequence[Sequence[bool | None]], tests: int) -> list[int]:
-    """Test columns ordered so that pruning bites early: the tests that fail the most of the rows
-    seen so far first (a weak solution then shows it cannot win after few runs); ties keep the
-    original order. `None` cells (not run) count as neither."""
+def failure_counts(pass_rows: Sequence[Sequence[bool | None]], tests: int) -> list[int]:
+    """For each test column, how many of the rows failed it; `None` cells (not run) count as neither."""
     failures = [0] * tests
     for row in pass_rows:
         for column, passed in enumerate(row):
             if passed is False:
                 failures[column] += 1
-    return sorted(range(tests), key=lambda column: (-failures[column], column))
+    return failures
+
+
+def by_failures(columns: Sequence[int], failures: Sequence[int]) -> list[int]:
+    """`columns` with the tests that failed the most rows first; ties keep the original order."""
+    return sorted(columns, key=lambda column: (-failures[column], column))
+
+
+def discriminating_order(pass_rows: Sequence[Sequence[bool | None]], tests: int) -> list[int]:
+    """Test columns ordered so that pruning bites early: the tests that fail the most of the rows
+    seen so far first (a weak solution then shows it cannot win after few runs); ties keep the
+    original order. `None` cells (not run) count as neither."""
+    return by_failures(range(tests), failure_counts(pass_rows, tests))
 
 
 def simulate(

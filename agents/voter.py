@@ -43,7 +43,7 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
                 reason="selected" if decision.selected is not None else "no valid solution",
             )
         )
-        if problem.ground_truth is not None or problem.replay_labels is not None:
+        if problem.has_ground_truth:
             score = store_problem_score(session, problem, samples, candidates, matrix, decision.tie_set)
             benchmark, allocated = problem.job.benchmark, problem.n_tests or stored.tests_stored
             after_commit(session, lambda: observe_problem_scored(benchmark, score, allocated))

@@ -4,10 +4,11 @@ This file runs as `python -I -S -B jail.py CONFIG`, with the standard library, `
 the native module `_jailsys` beside it. The worker starts it once (`sandbox.jail.Jail`) and sends it
 one solution at a time with the unit tests to run it against, over stdin/stdout:
 
-    request:  {"solution": str, "tests": [str], "limits": {...}}
+    request:  {"solution": str, "tests": [str], "limits": {...}, "confirm": bool}
     response: one message per test, in order, as soon as it is known:
               [outcome, duration_ms, tests_run, failures, errors, output, killed_by_signal]
-    stop:     {"stop": true}, between two responses: the remaining tests come back not run ("N")
+    confirm:  with "confirm" (early exit), the jail waits after each response but the last for
+              {"go": true}, or {"stop": true}: the remaining tests come back not run ("N"), at once
 (both directions: a 4-byte big-endian length, then that much JSON).
 
 How a pair runs, and why it cannot be forged
@@ -569,7 +570,7 @@ class Jail:
             results = self.run_solution(request)
             for sent, result in enumerate(results, 1):
                 _write_message(response_fd, result)
-                if sent < len(request["tests"]) and self._told_to_stop(request_fd):
+                if sent < len(request["tests"]) and request.get("confirm") and self._told_to_stop(request_fd):
                     # The solution can no longer win the vote: the rest are not run.
                     results.close()
                     for _ in range(len(request["tests"]) - sent):
@@ -578,9 +579,9 @@ class Jail:
 
     @staticmethod
     def _told_to_stop(request_fd):
-        """Whether the worker has sent {"stop": true} for the request being served."""
-        if not select.select([request_fd], [], [], 0)[0]:
-            return False
+        """Wait for the worker's word on the request being served: {"go": true} or {"stop": true}.
+        Waiting (not peeking) is what makes the stop exact: no test starts before the worker has
+        seen the one before it."""
         message = _read_message(request_fd)
         return message is None or bool(message.get("stop"))
 

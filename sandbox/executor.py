@@ -14,12 +14,14 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.core.config import SandboxLimits
 from sandbox.jail import Jail, KeepGoing
 from sandbox.outcomes import PairResult
 from sandbox.policy import SandboxPolicy
+
+Result = TypeVar("Result")
 
 
 def unique(items: Sequence[str]) -> tuple[list[str], list[int]]:
@@ -67,6 +69,12 @@ class JailPool:
             return jail.run(solution, tests, limits, keep_going)
         finally:
             self._idle.put(jail)
+
+    def on_jail_threads(self, work: Callable[[], Result], copies: int) -> list[Result]:
+        """Run `copies` of `work` on the pool's own threads, and return what each returned. A jail
+        must be used from these long-lived threads: it dies with the thread that started it
+        (bubblewrap's --die-with-parent), so a short-lived thread would kill it on exit."""
+        return [running.result() for running in [self._threads.submit(work) for _ in range(copies)]]
 
     def run_matrix(
         self,

@@ -97,7 +97,8 @@ class Jail:
         keep_going: KeepGoing | None = None,
     ) -> list[PairResult]:
         """Run one solution against `tests`; once `keep_going(results so far)` says no, the rest are
-        `not run` (pruning: the solution can no longer win).
+        `not run` (pruning: the solution can no longer win). With `keep_going` the jail waits for
+        the answer before it starts the next test, so no test runs after a no.
 
         The jail parses and compiles both itself: what does not compile is `invalid`, with the
         reason. A pair the jail could not finish for a reason that is not its own (the jail, or the
@@ -147,7 +148,10 @@ class Jail:
         stopped = False
         oom_before = oom_kills(events)
         try:
-            self._write_message({"solution": solution, "tests": list(tests), "limits": limits})
+            confirm = keep_going is not None  # the jail waits for a word after each test
+            self._write_message(
+                {"solution": solution, "tests": list(tests), "limits": limits, "confirm": confirm}
+            )
             for _ in tests:
                 oom_before = oom_kills(events)
                 outcome, duration_ms, run, failures, errors, output, signalled = self._read_message(
@@ -159,10 +163,14 @@ class Jail:
                     # memory, not a kill from outside, whichever process it was.
                     result, signalled = PairResult(Outcome.MEMORY, duration_ms, output=output), 0
                 done.append((result, signalled))
-                more = not stopped and len(done) < len(tests)
-                if more and keep_going is not None and not keep_going(before + [r for r, _ in done]):
-                    self._write_message({"stop": True})  # the rest come back not run
-                    stopped = True
+                if keep_going is not None and not stopped and len(done) < len(tests):
+                    try:
+                        stopped = not keep_going(before + [r for r, _ in done])
+                    except BaseException:
+                        self.close()  # it waits for a word that will not come
+                        raise
+                    # On stop the rest come back not run, at once.
+                    self._write_message({"stop": True} if stopped else {"go": True})
         except (_JailDied, BrokenPipeError) as exc:
             logger.warning("sandbox jail died during a request (%s): %s", exc, self._stderr_text()[-500:])
             self.close()

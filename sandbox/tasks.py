@@ -11,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from celery import shared_task
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from agents.ground_truth import ground_truth_test, label_is_correct
+from agents.selection import distinct_test_columns
 from orchestrator.core.config import SandboxLimits
 from orchestrator.core.models import ExecutionResult, Problem, Solution, UnitTest
 from orchestrator.observability.metrics import observe_executions
 from orchestrator.runtime.messages import SandboxChunkArguments
 from orchestrator.workflow.problem_task import ProblemTask
-from sandbox.executor import run_matrix
+from sandbox.early_exit import Known, known_from, run_with_early_exit
+from sandbox.executor import run_matrix, shared_pool
 from sandbox.outcomes import Outcome
 
 
@@ -51,16 +54,35 @@ def judge_solutions(
     ]
 
 
+def other_chunks(session: Session, problem_id: int, solution_ids: list[int], columns: list[int]) -> Known:
+    """What the stored rows of the problem's other solutions (chunks that finished before this one)
+    tell early exit. A stored row is final (a pruned job's chunk never replaces what it committed,
+    see `execute_chunk`), so any count in it is one the vote will see: a safe bound to prune by."""
+    stored = session.scalars(
+        select(ExecutionResult.outcomes).where(
+            ExecutionResult.problem_id == problem_id, ExecutionResult.solution_id.not_in(solution_ids)
+        )
+    ).all()
+    return known_from(stored, columns)
+
+
 @shared_task(
     base=ProblemTask, bind=True, name="coderm.sandbox.execute_chunk", arguments_model=SandboxChunkArguments
 )
 def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: list[int]) -> None:
-    """Run the given solutions against every unit test of their problem, and its ground truth."""
+    """Run the given solutions against every unit test of their problem, and its ground truth.
+
+    Where the job prunes the problem (`JobConfig.prunes`), pairs that cannot change the vote are not
+    run (`sandbox.early_exit`), starting from what the problem's finished chunks found; and a chunk
+    delivered again after it committed keeps its rows, so that no count another chunk pruned
+    against can change.
+    """
     step = self.step(problem_id, "sandbox", part)
     with step.read() as loaded:
         if loaded is None:
             return
         session, problem, limits = loaded.session, loaded.problem, loaded.config.sandbox
+        prune = loaded.config.prunes(problem.has_ground_truth)
         solutions = session.execute(
             select(Solution.id, Solution.code, Solution.index, Solution.correct)
             .where(Solution.id.in_(solution_ids))
@@ -71,14 +93,26 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
             .where(UnitTest.problem_id == problem_id)
             .order_by(UnitTest.index)
         ).all()
+        # The distinct valid tests, which the voter counts (and the sandbox runs once each).
+        columns = distinct_test_columns([code or "" if valid else None for code, valid in tests])
+        if prune:
+            stored = session.scalar(select(func.count()).where(ExecutionResult.solution_id.in_(solution_ids)))
+            others = other_chunks(session, problem_id, solution_ids, columns)
+    if prune and solutions and stored == len(solutions):
+        with step.write():  # committed before: kept as it is, and the workflow goes on
+            pass
+        return
     # Solutions the oracle allocation already judged need no second run.
     unjudged = [(sid, code, index) for sid, code, index, correct in solutions if correct is None]
-    matrix = run_matrix(
-        [code or "" for _, code, _, _ in solutions],
-        [code or "" for code, valid in tests if valid],
-        limits,
+    codes = [code or "" for _, code, _, _ in solutions]
+    valid_tests = [code or "" for code, valid in tests if valid]
+    if prune:
+        matrix = run_with_early_exit(shared_pool(), codes, valid_tests, limits, others.best, others.rows)
+    else:
+        matrix = run_matrix(codes, valid_tests, limits)
+    observe_executions(
+        "unit_test", (cell for row in matrix for cell in row if cell.outcome is not Outcome.NOT_RUN)
     )
-    observe_executions("unit_test", (cell for row in matrix for cell in row))
     rows = []
     for (solution_id, _, _, _), results in zip(solutions, matrix, strict=True):
         by_test = iter(results)

@@ -78,11 +78,17 @@ def eval_command(
     """
     settings = Settings()
     config = job_config(options)
+    if config.prune:
+        raise click.UsageError(
+            "eval scores the unit tests against ground truth, which needs every pair run: "
+            "it takes no --prune (CODERM_PRUNE)"
+        )
     resolved = load_source(source, options)
     stored_tests = max((len(p.unit_tests or []) for p in resolved.problems.problems), default=0)
     pool = test_pool or max(config.n_tests, stored_tests)
     app = prepare_app(settings)
-    pooled = config.model_copy(update={"n_tests": pool})
+    # The full matrix always: the test-quality figures count every pair (no early exit).
+    pooled = config.model_copy(update={"n_tests": pool, "prune": False})
     check_job(settings, resolved, pooled)
     job_id = run_to_completion(settings, app, resolved, pooled, concurrency, metrics_port, metrics_address)
     with session_scope(settings.effective_database_url) as session:

@@ -259,3 +259,10 @@ def print_selection_table(summaries: list[ProblemSummary], job_id: str) -> None:
             cells.append("-" if s.selected_correct is None else ("yes" if s.selected_correct else "no"))
         table.add_row(*cells, f"{s.timings.get('total', 0):.1f}")
     stdout.print(table)
+    pruned = sum(s.pruned for s in summaries)
+    if pruned:
+        ran = sum(s.executions for s in summaries)
+        stdout.print(
+            f"early exit: {ran} of {ran + pruned} solution x test pairs run; {pruned} could not change "
+            "a pick and were not run (stored as N)"
+        )

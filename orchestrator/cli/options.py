@@ -2,10 +2,11 @@
 
 A field marked `CliOption` (orchestrator/core/config.py) becomes one click option whose default,
 range (from ge/gt/le/lt), choices (from a Literal) and help (the description) are the field's own,
-settable from the environment as CODERM_ and the long name. Nested models are walked, so an option
-knows the path of the field it sets; an option found at several paths sets them all (one
-`--temperature` for both agents), and a `per_agent` field also gets one option per agent
-(`--policy-backend`) that overrides the shared one for that agent.
+settable from the environment as CODERM_ and the long name; a yes/no field becomes a pair of flags
+(`--prune/--no-prune`), which leave an optional field unset (None) when neither is given. Nested
+models are walked, so an option knows the path of the field it sets; an option found at several
+paths sets them all (one `--temperature` for both agents), and a `per_agent` field also gets one
+option per agent (`--policy-backend`) that overrides the shared one for that agent.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class FieldOption:
 
     @property
     def name(self) -> str:
-        """The name click gives the option's value, e.g. n_solutions."""
-        return self.names[-1].removeprefix("--").replace("-", "_")
+        """The name click gives the option's value, e.g. n_solutions (prune for --prune/--no-prune)."""
+        return self.names[-1].split("/")[0].removeprefix("--").replace("-", "_")
 
 
 class ModelOptions(Generic[Model]):
@@ -107,7 +108,7 @@ def _field_options(model: type[BaseModel]) -> Iterator[FieldOption]:
             raise ValueError(f"{marker.long} marks both {'.'.join(paths[0])} and {'.'.join(path)}")
         paths.append(path)
     for marker, field, paths in found.values():
-        names = (marker.long,) if marker.short is None else (marker.short, marker.long)
+        names = _declarations(marker.long, marker.short, field)
         help_text = field.description or ""
         if marker.per_agent:
             help_text = f"{_label(paths[0])} of both agents: {help_text}"
@@ -118,7 +119,18 @@ def _field_options(model: type[BaseModel]) -> Iterator[FieldOption]:
                 agent = path[-2]  # the field that holds this agent's config: policy or coderm
                 long = f"--{agent}-{marker.long.removeprefix('--')}"
                 help_text = f"{_label(path)} of the {agent} agent (overrides {marker.long})."
-                yield FieldOption((long,), _click_settings(field, long, help_text, None), (path,))
+                yield FieldOption(
+                    _declarations(long, None, field), _click_settings(field, long, help_text, None), (path,)
+                )
+
+
+def _declarations(long: str, short: str | None, field: FieldInfo) -> tuple[str, ...]:
+    """click's names of an option: a yes/no field is a pair of flags, --prune/--no-prune."""
+    if _without_none(field.annotation) is bool:
+        if short is not None:
+            raise ValueError(f"{long} is a pair of flags: it takes no one-letter alias")
+        return (f"{long}/--no-{long.removeprefix('--')}",)
+    return (long,) if short is None else (short, long)
 
 
 def _marked_fields(model: type[BaseModel], prefix: FieldPath) -> Iterator[MarkedField]:
@@ -162,6 +174,8 @@ def _without_none(annotation: Any) -> Any:
 
 
 def _click_type(value_type: Any, constraints: list[Any]) -> click.ParamType:
+    if value_type is bool:  # a pair of flags; from the environment: 1/0, true/false, yes/no, on/off
+        return click.BOOL
     if get_origin(value_type) is Literal:
         return click.Choice([str(value) for value in get_args(value_type)])
     if value_type is str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,7 +49,8 @@ class CliOption:
 
     Plain data, so this layer needs no click: orchestrator/cli/options.py makes the option, with the
     field's default, bounds (a range), Literal values (choices) and description (help), settable
-    from the environment as CODERM_ and the long name (`--n-solutions`: CODERM_N_SOLUTIONS).
+    from the environment as CODERM_ and the long name (`--n-solutions`: CODERM_N_SOLUTIONS); a
+    `bool` field is a pair of flags (`--prune/--no-prune`).
     """
 
     long: str
@@ -331,6 +332,14 @@ class JobConfig(BaseModel):
         description="Distinct solutions per sandbox task; copies of a solution go with it, so each code "
         "runs once.",
     )
+    prune: Annotated[bool | None, CliOption("--prune")] = Field(
+        None,
+        description="Early exit: stop running a solution once it can no longer reach the best pass "
+        "count already reached; its remaining pairs are stored as not run (N), and the pick and tie set "
+        "are exactly those of the full matrix. Unset: on for problems without ground truth, whose "
+        "test-quality figures need every pair; --no-prune runs every pair, as eval always does. Only "
+        "with the paper's selection: CodeT and majority read every solution's whole pass pattern.",
+    )
     selection: Annotated[SelectionStrategy, CliOption("--selection")] = Field(
         "paper",
         description="How the voter picks: 'paper' (most tests passed, then consensus of pass patterns), "
@@ -342,3 +351,21 @@ class JobConfig(BaseModel):
         description="Seeds sampling (local backend; SGLang's sampling_seed), the voter's tie-break and "
         "eval's --repeats draws.",
     )
+
+    def prunes(self, has_ground_truth: bool) -> bool:
+        """Whether the sandbox prunes a problem's matrix (`prune`): as asked, else only where the
+        problem has no ground truth (a problem with some is scored, and its test-quality figures
+        count every pair); never for a selection other than the paper's, which needs whole rows."""
+        if self.selection != "paper":
+            return False
+        return self.prune if self.prune is not None else not has_ground_truth
+
+    @model_validator(mode="after")
+    def _prune_needs_the_papers_vote(self) -> Self:
+        # The early exit only skips pairs that cannot change the paper's pick; CodeT and majority
+        # group solutions by their whole pass patterns, which pruning would cut short.
+        if self.prune and self.selection != "paper":
+            raise ValueError(
+                f"--prune keeps the pick exact only with --selection paper, not {self.selection}"
+            )
+        return self

