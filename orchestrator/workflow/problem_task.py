@@ -73,6 +73,10 @@ class Step:
         next steps of the workflow, committed together; the next steps are sent before the commit
         (a lost commit reruns this step, which sends them again: every step is idempotent)."""
         with session_scope(self.task.database_url) as session:
+            # The problem's row first: every row written below that references it takes a key-share
+            # lock on it, and two steps of one problem (its chunks) that took those before `advance`
+            # asks for the row to update would wait on each other. Locked first, they queue.
+            session.execute(select(Problem.id).where(Problem.id == self.problem_id).with_for_update())
             yield session
             advanced = self._continue(session)
         self._after_commit(advanced)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -312,3 +313,43 @@ def test_a_repeated_submission_sends_what_the_first_wrote_but_never_sent(
     again = submit(app, url, specs, JobConfig(), idempotency_key=key)
     assert again.job_id == job_id and again.repeated
     assert [task for task, _ in drain(app)] == [TASKS["plan"]] * 2
+
+
+def test_chunks_of_one_problem_write_at_once_without_a_deadlock(
+    migrated_postgres_url: str, app: Celery
+) -> None:
+    # Rows that reference the problem take a key-share lock on its row; `advance` then wants it for
+    # update. Two chunks writing at once must queue on the problem, not wait on each other.
+    url = migrated_postgres_url
+    (problem_id,) = running_problems(url, 1, JobConfig(n_solutions=2, n_tests=1))
+    first, second = add_samples(url, problem_id, Solution, ["a", "b"])
+    add_samples(url, problem_id, UnitTest, ["t"])
+    execute = app.tasks[TASKS["execute"]]
+    first_wrote, errors = threading.Event(), []
+
+    def write(part: int, solution_id: int, hold_s: float) -> None:
+        try:
+            with execute.step(problem_id, "sandbox", part).write() as session:
+                session.add(
+                    ExecutionResult(
+                        problem_id=problem_id,
+                        solution_id=solution_id,
+                        outcomes="P",
+                        durations_ms=[1],
+                        passed=1,
+                    )
+                )
+                session.flush()
+                if part == 0:
+                    first_wrote.set()
+                time.sleep(hold_s)
+        except Exception as exc:  # a deadlock is reported in one of the two
+            errors.append(exc)
+
+    other = threading.Thread(target=lambda: (first_wrote.wait(10), write(1, second, 0)))
+    other.start()
+    write(0, first, 1.0)
+    other.join(30)
+    assert errors == []
+    # The second to write saw both rows: it, and only it, sent the vote.
+    assert [task for task, _ in drain(app)].count(TASKS["vote"]) == 1
