@@ -49,7 +49,8 @@ def backend_for(
         if name == "sglang":
             from agents.llm.sglang import SGLangBackend
 
-            return SGLangBackend(role, url, agent.model, chat_format, settings)
+            # `auto` is settled against the served model's name once the server is asked.
+            return SGLangBackend(role, url, agent.model, agent.chat_format, settings)
         from agents.llm.openai import OpenAIBackend
 
         return OpenAIBackend(role, url, agent.model, chat_format, settings)

@@ -36,16 +36,19 @@ as it is: the server's refusal then concerns it alone.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agents.chat_format import render_chat
+from agents.chat_format import render_chat, settle_chat_format
 from agents.llm.base import Sample
 from agents.llm.http import ServerClient, gather_or_cancel, run_sync
 from agents.llm.servers import NOT_THERE, ServerBackend, served_context_length
 from orchestrator.core.config import AgentRole, ChatFormat, SamplingParams, Settings
 from orchestrator.core.errors import BackendError, TransientBackendError
+
+logger = logging.getLogger(__name__)
 
 NO_HIDDEN_STATES = (
     "/generate returned no hidden states: start the server with --return-hidden-states-mode full "
@@ -235,9 +238,20 @@ class SGLangBackend(ServerBackend):
         self, role: AgentRole, url: str, model: str | None, chat_format: ChatFormat, settings: Settings
     ) -> None:
         super().__init__(role, url, model, chat_format, settings)
+        self.chat_format_settled = False
         self.samples_per_request = settings.sglang_samples_per_request
         self.prompts_per_request = settings.sglang_prompts_per_request
         self.parallel_sampling = settings.sglang_parallel_sampling
+
+    async def checked_client(self) -> ServerClient:
+        """The checked client, and the chat template settled against the served model (once)."""
+        client = await super().checked_client()
+        if not self.chat_format_settled:
+            self.chat_format, warning = settle_chat_format(self.chat_format, self.model)
+            if warning is not None:
+                logger.warning("%s server %s: %s", self.role, self.url, warning)
+            self.chat_format_settled = True
+        return client
 
     def sample(self, prompt: str, n: int, params: SamplingParams, seed: int) -> list[Sample]:
         """`n` samples of one prompt; sample j carries the seed `seed` + j where the layout lets each

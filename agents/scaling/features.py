@@ -17,9 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-from agents.chat_format import resolve_chat_format
 from agents.llm import backend_for
-from orchestrator.core.config import DEFAULT_LOCAL_MODEL, AgentConfig, JobConfig, Settings
+from orchestrator.core.config import DEFAULT_LOCAL_MODEL, AgentConfig, ChatFormat, JobConfig, Settings
 from orchestrator.core.errors import BackendError
 
 POSITION = "final hidden state at the last prompt token"
@@ -28,6 +27,7 @@ POSITION = "final hidden state at the last prompt token"
 class FeatureBackend(Protocol):
     name: str
     model: str
+    chat_format: ChatFormat
 
     def prompt_features(self, prompt: str) -> list[float]: ...
 
@@ -51,9 +51,9 @@ def features_backend(config: JobConfig, settings: Settings) -> FeatureBackend:
 
 
 def feature_source(backend: FeatureBackend, config: JobConfig) -> str:
-    agent = feature_agent(config)
-    chat_format = resolve_chat_format(backend.name, agent.chat_format)  # type: ignore[arg-type]
-    return f"{backend.model or agent.model} | {chat_format} | {POSITION}"
+    """What a vector came from: the model and template a server backend settles on its first request,
+    so this is read after one."""
+    return f"{backend.model or feature_agent(config).model} | {backend.chat_format} | {POSITION}"
 
 
 def encode(vector: list[float]) -> bytes:

@@ -56,16 +56,17 @@ def features_command(job_id: str) -> None:
             )
         ]
     backend = features_backend(config, settings)
-    source = feature_source(backend, config)
+    source = None
     with Progress(console=console) as bar:
         task = bar.add_task("features", total=len(missing))
         for problem_id, prompt in missing:
             vector = backend.prompt_features(prompt)
+            source = feature_source(backend, config)  # known once the backend has answered
             with session_scope(url) as session:
                 problem = session.get_one(Problem, problem_id)
                 problem.features, problem.feature_source = encode(vector), source
             bar.advance(task)
-    console.print(f"{len(missing)} problems of job {job_id} got features: {source}")
+    console.print(f"{len(missing)} problems of job {job_id} got features" + (f": {source}" if source else ""))
 
 
 def _print_report(report: ProbeReport, title: str) -> None:

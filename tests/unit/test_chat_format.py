@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.chat_format import render_chat, resolve_chat_format
+from agents.chat_format import chat_format_of_model, render_chat, resolve_chat_format, settle_chat_format
 from orchestrator.core.errors import ConfigurationError
 
 LLAMA31 = (
@@ -53,3 +53,28 @@ def test_auto_picks_per_backend(backend: str, chat_format: str, resolved: str) -
 def test_server_side_chat_is_refused_for_generate() -> None:
     with pytest.raises(ConfigurationError, match="openai backend"):
         resolve_chat_format("sglang", "chat")
+
+
+@pytest.mark.parametrize(
+    ("model", "told"),
+    [
+        ("meta-llama/Meta-Llama-3-8B-Instruct", "llama3"),
+        ("/models/llama3-8b-instruct", "llama3"),
+        ("meta-llama/Llama-3.1-8B-Instruct", "llama3.1"),
+        ("meta-llama/Meta-Llama-3.1-70B-Instruct", "llama3.1"),
+        ("KAKA22/CodeRM-8B", "llama3.1"),
+        ("Qwen/Qwen2.5-Coder-7B-Instruct", None),
+    ],
+)
+def test_a_served_models_name_tells_its_template(model: str, told: str | None) -> None:
+    assert chat_format_of_model(model) == told
+
+
+def test_auto_follows_the_served_model_and_an_explicit_choice_that_disagrees_is_warned_about() -> None:
+    assert settle_chat_format("auto", "meta-llama/Meta-Llama-3-8B-Instruct") == ("llama3", None)
+    assert settle_chat_format("auto", "KAKA22/CodeRM-8B") == ("llama3.1", None)
+    chosen, warning = settle_chat_format("auto", "some-model")
+    assert chosen == "llama3.1" and warning is not None and "does not tell" in warning
+    chosen, warning = settle_chat_format("llama3.1", "meta-llama/Meta-Llama-3-8B-Instruct")
+    assert chosen == "llama3.1" and warning is not None and "looks like llama3" in warning
+    assert settle_chat_format("raw", "some-model") == ("raw", None)

@@ -392,3 +392,19 @@ def test_flat_hidden_states_that_are_not_whole_vectors_are_refused() -> None:
         read_prompt_features(body)
     with pytest.raises(BackendError, match="--return-hidden-states-mode full"):
         read_prompt_features([{"text": "", "meta_info": {}}])
+
+
+def test_auto_chat_format_follows_the_served_model(caplog: pytest.LogCaptureFixture) -> None:
+    # A Llama 3 (not 3.1) policy gets the Llama 3 template: the user turn only, no system turn.
+    with FakeLLMServer("/models/Meta-Llama-3-8B-Instruct") as server:
+        SGLangBackend("policy", server.url, None, "auto", settings(server.url)).sample(
+            "Write f.", 1, PARAMS, 0
+        )
+        (request,) = server.requests_to("/generate")
+    assert request.body["text"][0].startswith("<|start_header_id|>user<|end_header_id|>\n\nWrite f.")
+    # An explicit choice stands, with a warning in the worker's log.
+    with FakeLLMServer("/models/Meta-Llama-3-8B-Instruct") as server, caplog.at_level("WARNING"):
+        backend(server.url).sample("Write f.", 1, PARAMS, 0)
+        (request,) = server.requests_to("/generate")
+    assert request.body["text"][0].startswith("<|start_header_id|>system<|end_header_id|>")
+    assert "looks like llama3" in caplog.text
