@@ -16,7 +16,7 @@ from orchestrator.core.db import session_scope
 from orchestrator.core.models import FINISHED_PROBLEM_STATES, Job, JobStatus, Problem, ProblemStatus, utcnow
 from orchestrator.reporting.reports import get_job
 from orchestrator.runtime.celery_app import as_current
-from orchestrator.workflow.steps import advance, send, sent_recently
+from orchestrator.workflow.steps import send_next, sent_recently
 from orchestrator.workflow.submit import enqueue_job
 
 
@@ -139,20 +139,15 @@ def resume_job(app: Celery, database_url: str, job_id: str, grace_s: float = RES
     sent: dict[int, int] = {}
     with as_current(app):
         for problem_id in running:
-            sent[problem_id] = _send_next(app, database_url, problem_id)
+            sent[problem_id] = len(send_next(app, database_url, problem_id).messages)
         with session_scope(database_url) as session:
             allocated = allocate_job_if_ready(session, database_url, job_id)
         for problem_id in allocated:
-            sent[problem_id] = sent.get(problem_id, 0) + _send_next(app, database_url, problem_id)
+            sent[problem_id] = sent.get(problem_id, 0) + len(
+                send_next(app, database_url, problem_id).messages
+            )
     planned = enqueue_job(app, database_url, job_id)  # the pending problems whose plan was not sent lately
     restarted = sum(1 for count in sent.values() if count) + planned
     return Resumption(
         job_id, JobStatus.RUNNING, restarted, sum(sent.values()) + planned, len(unfinished) - restarted
     )
-
-
-def _send_next(app: Celery, database_url: str, problem_id: int) -> int:
-    with session_scope(database_url) as session:
-        messages = advance(session, database_url, problem_id).messages
-        send(app, messages)
-    return len(messages)

@@ -39,7 +39,7 @@ from orchestrator.observability.metrics import observe_stage
 from orchestrator.runtime.messages import ProblemArguments
 from orchestrator.runtime.task_base import TRANSIENT_ERRORS, CodermTask
 from orchestrator.workflow.finish import finish_problem
-from orchestrator.workflow.steps import Advance, advance, send
+from orchestrator.workflow.steps import Advance, advance, send, send_next
 
 
 @dataclass(frozen=True)
@@ -141,12 +141,9 @@ class ProblemTask(CodermTask):
         return Step(self, problem_id, stage, part)
 
     def continue_problem(self, problem_id: int) -> None:
-        """Send whatever the database says a problem can do next (steps.advance), in a transaction
-        of its own: for allocation and resuming, which move problems that no step of theirs ran."""
-        with session_scope(self.database_url) as session:
-            advanced = advance(session, self.database_url, problem_id)
-            send(self.app, advanced.messages)
-        self.allocate_after(advanced)
+        """Send whatever the database says a problem can do next, for a problem that an allocation
+        moved on rather than a step of its own."""
+        self.allocate_after(send_next(self.app, self.database_url, problem_id))
 
     def allocate_after(self, advanced: Advance) -> None:
         if advanced.allocate_job is not None:
@@ -154,7 +151,6 @@ class ProblemTask(CodermTask):
 
     def start_allocated(self, job_id: str) -> None:
         """Allocate a greedy or oracle job once its last problem got ready (or failed), and go on."""
-
         with session_scope(self.database_url) as session:
             ready = allocate_job_if_ready(session, self.database_url, job_id)
         for problem_id in ready:

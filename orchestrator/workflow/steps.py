@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from agents.scaling.allocation import plan_tests
 from orchestrator.core.config import JobConfig, ScalingPolicy
+from orchestrator.core.db import session_scope
 from orchestrator.core.models import (
     FINISHED_PROBLEM_STATES,
     ExecutionResult,
@@ -226,3 +227,12 @@ def send(app: Celery, messages: Iterable[Message]) -> None:
     with app.producer_or_acquire() as producer:
         for message in messages:
             app.send_task(message.task, args=message.args, producer=producer)
+
+
+def send_next(app: Celery, database_url: str, problem_id: int) -> Advance:
+    """`advance` and `send` in a transaction of their own: for a problem that no step of its own
+    moves on (allocation, resume)."""
+    with session_scope(database_url) as session:
+        advanced = advance(session, database_url, problem_id)
+        send(app, advanced.messages)
+    return advanced

@@ -110,8 +110,7 @@ def add_samples(
 
 
 def advance_and_send(url: str, app: Celery, problem_id: int) -> list[tuple[str, list[Any]]]:
-    with session_scope(url) as session:
-        steps.send(app, advance(session, url, problem_id).messages)
+    steps.send_next(app, url, problem_id)
     return drain(app)
 
 
