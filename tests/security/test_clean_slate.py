@@ -9,10 +9,10 @@ an earlier pair may be seen by a later one, and nothing an earlier one left may 
 from __future__ import annotations
 
 import pytest
-from hostile import NOT_PASS, WANTS_42, attack, jail_namespace_members, run_in_order
+from hostile import LIMITS, NOT_PASS, WANTS_42, attack, jail_namespace_members, run_in_order
 
 from sandbox.executor import JailPool
-from sandbox.outcomes import Outcome
+from sandbox.outcomes import Outcome, PairResult
 
 pytestmark = pytest.mark.security
 
@@ -86,3 +86,24 @@ def test_a_file_left_by_one_solution_is_not_seen_by_the_next(pool: JailPool) -> 
     )
     reader = "import os\n\ndef f():\n    for path in ('/tmp/answer', '/dev/shm/answer'):\n        if os.path.exists(path):\n            return 42\n    return 0\n"
     assert _in_order(pool, writer, reader) == [Outcome.FAIL, Outcome.FAIL]
+
+
+@pytest.mark.parametrize("name", ["a daemon that writes later", "a daemon that kills whatever runs next"])
+def test_what_a_solution_leaves_is_gone_while_the_jail_waits_for_the_word_of_early_exit(
+    pool: JailPool, name: str
+) -> None:
+    """In an early-exit request the jail waits, after each result, for the worker's go or stop. What
+    the pair started must be gone by then, not left running through the wait or past a stop."""
+    alive_while_waiting: list[int] = []
+
+    def stop_after_the_first(solution: str, results: list[PairResult]) -> bool:
+        alive_while_waiting.append(len(jail_namespace_members(pool)))
+        return False
+
+    second_test = WANTS_42.replace("TestF", "TestG")
+    (row,) = pool.run_matrix(
+        [attack(CASES[name])], [WANTS_42, second_test], LIMITS, keep_going=stop_after_the_first
+    )
+    assert row[0].outcome in NOT_PASS and row[1].outcome is Outcome.NOT_RUN
+    assert alive_while_waiting == [1], "the pair's processes outlived it into the wait"
+    assert _in_order(pool, CLEAN_READER) == [Outcome.PASS]
