@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,14 +29,14 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from services import (  # noqa: E402
     free_port,
     llama_server,
+    process_parents,
     prometheus_server,
     rabbitmq_vhost,
     run_coderm,
@@ -48,7 +47,7 @@ from services import (  # noqa: E402
     wait_ready,
 )
 
-from orchestrator.core.db import upgrade_schema  # noqa: E402
+from orchestrator.core.db import session_scope, upgrade_schema  # noqa: E402
 from orchestrator.core.models import Job, Problem, ProblemStatus  # noqa: E402
 from orchestrator.observability.dashboard_images import render_dashboards  # noqa: E402
 from orchestrator.observability.prometheus_api import PrometheusClient, QueryWindow  # noqa: E402
@@ -173,9 +172,10 @@ def main() -> None:
                     )
                     wave += 1
                 if killed is None and time.time() >= kill_at:
-                    os.kill(workers["sandbox-b"].process.pid, signal.SIGKILL)
-                    for child in children(workers["sandbox-b"].process.pid):
-                        os.kill(child, signal.SIGKILL)
+                    # The worker and everything under it (pool process, jails), found before any
+                    # dies: an orphan is adopted by another parent and no longer looks like its child.
+                    for pid in process_tree(workers["sandbox-b"].process.pid):
+                        os.kill(pid, signal.SIGKILL)
                     killed = time.time()
                     print(f"{killed - started:6.0f} s: sandbox worker b killed (SIGKILL)", flush=True)
                 if (
@@ -211,20 +211,24 @@ def main() -> None:
             services_started.close()
 
 
-def children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [int(child) for child in found]
+def process_tree(root: int) -> list[int]:
+    """`root` and its descendants, parents first."""
+    parents = process_parents()
+    tree = [root]
+    for pid in tree:
+        tree.extend(child for child, parent in parents.items() if parent == pid)
+    return tree
 
 
 def job_status(database_url: str, job: str) -> str:
-    with create_engine(database_url, poolclass=NullPool).connect() as connection:
-        return str(connection.scalar(select(Job.status).where(Job.id == job)))
+    with session_scope(database_url) as session:
+        return str(session.scalar(select(Job.status).where(Job.id == job)))
 
 
 def failed_problems(database_url: str, job: str) -> int:
-    with create_engine(database_url, poolclass=NullPool).connect() as connection:
+    with session_scope(database_url) as session:
         failed = select(func.count()).where(Problem.job_id == job, Problem.status != ProblemStatus.COMPLETED)
-        return int(connection.scalar(failed) or 0)
+        return int(session.scalar(failed) or 0)
 
 
 if __name__ == "__main__":
