@@ -195,36 +195,53 @@ class ScoredProblem:
     sample_correct: list[bool]
     candidates: list[int]
     pass_matrix: list[list[bool]] = field(default_factory=list)
+    slots: int = 0
+    """Unit tests the problem asked for (the reference's M); at least its distinct valid tests."""
+
+    @property
+    def distinct_tests(self) -> int:
+        return len(self.pass_matrix[0]) if self.pass_matrix else 0
+
+    @property
+    def test_slots(self) -> int:
+        return max(self.slots, self.distinct_tests)
 
 
-def draw_subset(problem: ScoredProblem, n_solutions: int, n_tests: int, rng: random.Random) -> ScoredProblem:
-    """The first `n_solutions` samples and `n_tests` of the distinct tests, shuffled as the paper does."""
-    columns = list(range(len(problem.pass_matrix[0]) if problem.pass_matrix else 0))
-    rng.shuffle(columns)
-    columns = columns[:n_tests]
+def draw_subset(problem: ScoredProblem, n_solutions: int, n_slots: int, rng: random.Random) -> ScoredProblem:
+    """The first `n_solutions` samples, and the tests in `n_slots` of the problem's test slots.
+
+    As the authors' calculate_result draws `ut_num` of its 100 unit-test ids: the distinct valid
+    tests fill some slots, and a slot whose sample was invalid or a duplicate is an empty test that
+    no solution passes (it changes no vote, so it is simply left out of the subset).
+    """
+    distinct = problem.distinct_tests
+    slots = list(range(problem.test_slots))
+    rng.shuffle(slots)
+    columns = [slot for slot in slots[:n_slots] if slot < distinct]
     rows = [r for r, position in enumerate(problem.candidates) if position < n_solutions]
     return ScoredProblem(
         task_id=problem.task_id,
         sample_correct=problem.sample_correct[:n_solutions],
         candidates=[problem.candidates[r] for r in rows],
         pass_matrix=[[problem.pass_matrix[r][c] for c in columns] for r in rows],
+        slots=n_slots,
     )
 
 
 def rescore(
     problems: Sequence[ScoredProblem],
     n_solutions: int,
-    n_tests: int | Sequence[int],
+    n_slots: int | Sequence[int],
     repeats: int,
     seed: int,
     strategy: SelectionStrategy = "paper",
 ) -> tuple[JobMetrics, list[ProblemScore]]:
-    """Vote again on `repeats` random test subsets, as the paper's calculate_result does.
+    """Vote again on `repeats` random draws of test slots, as the paper's calculate_result does.
 
-    `n_tests` is the same for every problem, or one count per problem (a scaled allocation).
+    `n_slots` is the same for every problem, or one count per problem (a scaled allocation).
     Returns the mean job metrics and, per problem, the scores of the first draw.
     """
-    counts = [n_tests] * len(problems) if isinstance(n_tests, int) else list(n_tests)
+    counts = [n_slots] * len(problems) if isinstance(n_slots, int) else list(n_slots)
     first: list[ProblemScore] = []
     runs: list[JobMetrics] = []
     for repeat in range(repeats):

@@ -64,6 +64,22 @@ def allocate_greedy(
     return allocation
 
 
+def equal_budget_allocations(
+    budget: int, slots: Sequence[int], true_rates: Sequence[float], predicted: Sequence[float] | None
+) -> dict[str, list[int]]:
+    """Test slots per problem for fixed, oracle and (given predictions) greedy, all with one total.
+
+    Fixed gives each problem `budget` slots, or all it has; the total that spends is what greedy
+    and oracle spread by difficulty, so the policies are compared at equal cost (Fig. 6).
+    """
+    fixed = [min(budget, most) for most in slots]
+    total, minimum = sum(fixed), min(1, *slots)
+    allocations = {"fixed": fixed, "oracle": allocate_greedy(true_rates, total, minimum, slots)}
+    if predicted is not None:
+        allocations["greedy"] = allocate_greedy(predicted, total, minimum, slots)
+    return allocations
+
+
 def allocate_threshold(pass_rate: float, tau: float, minimum: int, maximum: int) -> int:
     """Tests for one problem: add them while the next one's marginal gain is at least `tau`."""
     tests = minimum

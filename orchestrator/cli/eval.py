@@ -8,6 +8,8 @@ from typing import Any
 import click
 from rich.table import Table
 
+from agents.scaling.allocation import JOB_LEVEL_POLICIES
+from agents.scaling.budget import total_budget
 from agents.scoring import JobMetrics, ProblemScore, rescore
 from agents.selection import STRATEGIES, SelectionStrategy
 from orchestrator.cli.jobs import (
@@ -23,7 +25,7 @@ from orchestrator.cli.jobs import (
 )
 from orchestrator.cli.metrics import metrics_options
 from orchestrator.cli.output import console, stdout, write_json_lines
-from orchestrator.core.config import Settings
+from orchestrator.core.config import JobConfig, Settings
 from orchestrator.core.db import session_scope
 from orchestrator.reporting.evaluation import TestBudget, scored_problems, test_budget
 from orchestrator.reporting.reports import problem_summaries
@@ -37,8 +39,9 @@ from orchestrator.reporting.reports import problem_summaries
     type=click.IntRange(min=1),
     envvar="CODERM_TEST_POOL",
     show_envvar=True,
-    help="Unit tests sampled per problem, from which each vote draws --n-tests (default: --n-tests; "
-    "for problems that carry replayed tests, all of them).",
+    help="Unit-test slots sampled per problem, from which each vote draws --n-tests slots, as the "
+    "reference draws ut_num of its 100 (default: --n-tests; for problems that carry replayed tests, "
+    "at least all of them). An invalid or duplicate sample fills a slot with an empty test.",
 )
 @click.option(
     "--repeats",
@@ -47,8 +50,8 @@ from orchestrator.reporting.reports import problem_summaries
     show_default=True,
     envvar="CODERM_REPEATS",
     show_envvar=True,
-    help="Votes on fresh random draws of --n-tests tests (seeded by --seed), averaged, as the paper's "
-    "calculate_result does. Re-scoring only: nothing runs again.",
+    help="Votes on fresh random draws of --n-tests test slots (seeded by --seed), averaged, as the "
+    "paper's calculate_result does. Re-scoring only: nothing runs again.",
 )
 @click.option(
     "--json-out",
@@ -96,7 +99,7 @@ def eval_command(
         budget = test_budget(session, job_id)
         summaries = problem_summaries(session, job_id)
     if config.scaling.policy != "fixed":
-        print_test_budget(budget, config.scaling.policy)
+        print_test_budget(budget, config)
     if budget.without_methods:
         console.print(
             f"{budget.without_methods} of the job's unit tests define no test method: they pass every "
@@ -106,17 +109,17 @@ def eval_command(
         console.print(f"job {job_id}: no problem has ground truth, so there is nothing to score")
         raise_if_failed(summaries)
         return
-    # A scaled job votes with every test it was allocated; a fixed one draws --n-tests of its pool.
+    # A scaled job votes with every test slot it was allocated; a fixed one draws --n-tests of its pool.
     tests: int | list[int] = (
-        config.n_tests
-        if config.scaling.policy == "fixed"
-        else [len(p.pass_matrix[0]) if p.pass_matrix else 0 for p in problems]
+        config.n_tests if config.scaling.policy == "fixed" else [p.test_slots for p in problems]
     )
     metrics, scores = rescore(problems, config.n_solutions, tests, repeats, config.seed, config.selection)
     name = resolved.benchmark or resolved.problems.path.name
     print_metrics(
         metrics,
-        title=f"{name}: N={config.n_solutions} solutions, M={config.n_tests} tests, {config.selection} "
+        title=f"{name}: N={config.n_solutions} solutions, M={config.n_tests} test slots"
+        + (f" of {pool}" if config.scaling.policy == "fixed" and pool != config.n_tests else "")
+        + f", {config.selection} "
         "selection" + (f", mean of {repeats} draws" if repeats > 1 else ""),
     )
     # Every strategy on the same stored matrices and draws: nothing runs again.
@@ -157,11 +160,18 @@ def _problem_json(task_id: str, score: ProblemScore) -> dict[str, object]:
     }
 
 
-def print_test_budget(budget: TestBudget, policy: str) -> None:
+def print_test_budget(budget: TestBudget, config: JobConfig) -> None:
+    """What a scaled job sampled, in test slots, beside what fixed allocations would have."""
+    policy, average = config.scaling.policy, config.scaling.budget_avg or config.n_tests
+    equal = (
+        f"the same total as fixed at {average:g} each ({total_budget(budget.problems, average)})"
+        if policy in JOB_LEVEL_POLICIES
+        else "decided per problem by --tau"
+    )
     console.print(
         f"{policy} allocation: {budget.sampled} unit tests sampled for {budget.problems} problems "
-        f"({budget.sampled / max(budget.problems, 1):.1f} each), against {budget.fixed} with fixed "
-        "--n-tests; "
+        f"({budget.sampled / max(budget.problems, 1):.1f} test slots each on average; {equal}), against "
+        f"{budget.fixed} with fixed --n-tests; "
         f"{budget.completion_tokens} completion tokens, about {budget.saved_tokens} fewer than fixed"
     )
 

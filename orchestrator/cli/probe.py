@@ -19,7 +19,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from agents.prompts import render_policy_prompt
-from agents.scaling.budget import allocate_greedy, total_budget
+from agents.scaling.budget import equal_budget_allocations
 from agents.scaling.features import decode, encode, feature_source, features_backend
 from agents.scaling.probe import ProbeReport, evaluate, train_probe, write_probe_file
 from agents.scaling.probes import load_probe, store_probe, training_set
@@ -186,7 +186,12 @@ def _budgets(text: str) -> list[int]:
 @click.option(
     "--probe", "version", type=int, help="Probe version for greedy (default: the newest for the features)."
 )
-@click.option("--budgets", default="1,2,4,8,16,32,64", show_default=True, help="Average tests per problem.")
+@click.option(
+    "--budgets",
+    default="1,2,4,8,16,32,64",
+    show_default=True,
+    help="Unit-test slots per problem (fixed), hence the total every policy gets.",
+)
 @click.option(
     "--repeats", type=click.IntRange(min=1), default=5, show_default=True, help="Test draws per point."
 )
@@ -207,7 +212,9 @@ def compare_command(
     """Replay fixed, greedy and oracle allocations on JOB's stored matrices: the paper's Fig. 6.
 
     JOB must be finished, with ground truth and, for greedy, features. Nothing is executed again:
-    each allocation votes on random draws of each problem's stored tests.
+    each allocation votes on random draws of each problem's test slots, every policy with the same
+    total number of slots at each point (fixed: the budget per problem, capped at the slots a problem
+    has; greedy and oracle: that total spread by predicted or true difficulty).
     """
     url = Settings().effective_database_url
     with session_scope(url) as session:
@@ -225,24 +232,27 @@ def compare_command(
     predicted = (
         [float(r) for r in probe.predict(np.vstack([decode(f or b"") for f in features]))] if probe else None
     )
-    available = [len(p.pass_matrix[0]) if p.pass_matrix else 0 for p in problems]
+    slots = [p.test_slots for p in problems]
     rows = []
     for budget in _budgets(budgets):
-        total = min(total_budget(len(problems), budget), sum(available))
-        point: dict[str, Any] = {"budget": budget, "fixed": None, "greedy": None, "oracle": None}
-        allocations = {
-            "fixed": [min(budget, most) for most in available],
-            "oracle": allocate_greedy(true_rates, total, 1, available),
+        allocations = equal_budget_allocations(budget, slots, true_rates, predicted)
+        point: dict[str, Any] = {
+            "budget": budget,
+            "slots": sum(allocations["fixed"]),
+            "fixed": None,
+            "greedy": None,
+            "oracle": None,
         }
-        if predicted is not None:
-            allocations["greedy"] = allocate_greedy(predicted, total, 1, available)
         for name, allocation in allocations.items():
             metrics, _ = rescore(problems, n_solutions, allocation, repeats, seed)
             point[name] = round(100 * metrics.best_of_n, 2)
         rows.append(point)
-    table = Table(title=f"best-of-N (%) against tests per problem, job {job_id}, {len(problems)} problems")
+    table = Table(
+        title=f"best-of-N (%) at equal budgets of test slots, job {job_id}, {len(problems)} problems"
+    )
     for column in (
-        "tests per problem",
+        "slots per problem",
+        "slots in all (each policy)",
         "fixed",
         "greedy" + (f" (probe v{probe_version})" if probe else ""),
         "oracle",
@@ -250,7 +260,10 @@ def compare_command(
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
-            *(("-" if row[k] is None else f"{row[k]}") for k in ("budget", "fixed", "greedy", "oracle"))
+            *(
+                ("-" if row[k] is None else f"{row[k]}")
+                for k in ("budget", "slots", "fixed", "greedy", "oracle")
+            )
         )
     stdout.print(table)
     if probe is None:
@@ -277,7 +290,7 @@ def _plot(rows: list[dict[str, Any]], path: Path, subtitle: str) -> None:
         if all(v is not None for v in values):
             axes.plot(budgets, values, style, label=name)
     axes.set_xscale("log", base=2)
-    axes.set_xlabel("unit tests per problem (average)")
+    axes.set_xlabel("unit-test slots per problem (the same total for every policy)")
     axes.set_ylabel("best-of-N accuracy (%)")
     axes.set_title(f"Dynamic unit-test scaling\n{subtitle}", fontsize=10)
     axes.grid(alpha=0.3)

@@ -140,15 +140,21 @@ def test_budget(session: Session, job_id: str) -> TestBudget:
 
 
 def scored_problems(session: Session, job_id: str) -> list[ScoredProblem]:
-    """Everything re-scoring needs, for the problems of a job that have ground truth."""
+    """Everything re-scoring needs, for the problems of a job that have ground truth.
+
+    A problem's test slots are the unit tests it asked for (its allocation, else the job's
+    --n-tests), or the tests stored when there are more: a replayed release may hold fewer
+    distinct tests than the slots the reference draws from.
+    """
+    job_tests = JobConfig.model_validate(session.get_one(Job, job_id).config).n_tests
     scored = []
     problems = session.execute(
-        select(Problem.id, Problem.task_id)
+        select(Problem.id, Problem.task_id, Problem.n_tests)
         .join(ProblemMetrics, ProblemMetrics.problem_id == Problem.id)
         .where(Problem.job_id == job_id)
         .order_by(Problem.position)
     ).all()
-    for problem_id, task_id in problems:
+    for problem_id, task_id, asked in problems:
         stored = load_pass_matrix(session, problem_id)
         scored.append(
             ScoredProblem(
@@ -156,6 +162,7 @@ def scored_problems(session: Session, job_id: str) -> list[ScoredProblem]:
                 sample_correct=[bool(sample.correct) for sample in stored.samples],
                 candidates=stored.candidates,
                 pass_matrix=stored.matrix,
+                slots=max(asked or job_tests, stored.tests_stored),
             )
         )
     return scored

@@ -79,7 +79,7 @@ PROBLEM = ScoredProblem(
 def test_a_subset_keeps_the_first_solutions_and_draws_tests() -> None:
     import random
 
-    subset = draw_subset(PROBLEM, n_solutions=2, n_tests=2, rng=random.Random(1))
+    subset = draw_subset(PROBLEM, n_solutions=2, n_slots=2, rng=random.Random(1))
     assert subset.sample_correct == [T, F] and subset.candidates == [0, 1]
     assert all(len(row) == 2 for row in subset.pass_matrix) and len(subset.pass_matrix) == 2
 
@@ -87,9 +87,27 @@ def test_a_subset_keeps_the_first_solutions_and_draws_tests() -> None:
 def test_repeats_average_the_draws_and_are_reproducible() -> None:
     # One test per vote: best-of-N is 1 when test 0 is drawn, 2/3 for test 1 (all three tie) and 0 for
     # test 2 (only the wrong solution passes); each is drawn a third of the time.
-    metrics, _ = rescore([PROBLEM], n_solutions=3, n_tests=1, repeats=300, seed=0)
+    metrics, _ = rescore([PROBLEM], n_solutions=3, n_slots=1, repeats=300, seed=0)
     assert metrics.best_of_n == pytest.approx((1 + 2 / 3 + 0) / 3, abs=0.05)
-    again, _ = rescore([PROBLEM], n_solutions=3, n_tests=1, repeats=300, seed=0)
+    again, _ = rescore([PROBLEM], n_solutions=3, n_slots=1, repeats=300, seed=0)
     assert again == metrics
-    all_tests, scores = rescore([PROBLEM], n_solutions=3, n_tests=3, repeats=5, seed=0)
+    all_tests, scores = rescore([PROBLEM], n_solutions=3, n_slots=3, repeats=5, seed=0)
     assert all_tests.best_of_n == 1.0 and scores[0].best_of_n == 1.0
+
+
+def test_draws_are_of_slots_and_an_invalid_or_duplicate_slot_is_an_empty_test() -> None:
+    # One distinct valid test that tells right from wrong, in 4 slots (the other samples were invalid
+    # or repeated it): a vote on 1 slot finds it a quarter of the time, as the reference's draw of
+    # ut_num of its 100 ids does; otherwise no test is drawn and both solutions tie.
+    problem = ScoredProblem(
+        task_id="p", sample_correct=[T, F], candidates=[0, 1], pass_matrix=[[T], [F]], slots=4
+    )
+    metrics, _ = rescore([problem], n_solutions=2, n_slots=1, repeats=400, seed=0)
+    assert metrics.best_of_n == pytest.approx(0.25 * 1 + 0.75 * 0.5, abs=0.04)
+    everything, _ = rescore([problem], n_solutions=2, n_slots=4, repeats=3, seed=0)
+    assert everything.best_of_n == 1.0
+
+
+def test_slots_are_at_least_the_distinct_tests() -> None:
+    assert PROBLEM.test_slots == 3
+    assert ScoredProblem("p", [T], [0], [[T, F]], slots=5).test_slots == 5

@@ -10,6 +10,7 @@ import pytest
 from agents.scaling.budget import (
     allocate_greedy,
     allocate_threshold,
+    equal_budget_allocations,
     expected_value,
     marginal_gain,
     total_budget,
@@ -75,3 +76,18 @@ def test_threshold_respects_its_bounds() -> None:
 
 def test_total_budget_is_problems_times_average() -> None:
     assert total_budget(164, 10) == 1640 and total_budget(3, 2.5) == 8
+
+
+@pytest.mark.parametrize("budget", [1, 3, 8, 50])
+def test_every_policy_gets_the_total_fixed_spends(budget: int) -> None:
+    # Problems with fewer slots than the budget cap fixed; greedy and oracle get what fixed
+    # actually spends, not problems x budget (the comparison of Fig. 6 at equal cost).
+    slots = [10, 4, 10, 1, 10]
+    rates = [0.9, 0.1, 0.5, 0.0, 1.0]
+    allocations = equal_budget_allocations(budget, slots, rates, predicted=[0.5] * 5)
+    assert set(allocations) == {"fixed", "greedy", "oracle"}
+    spent = sum(min(budget, s) for s in slots)
+    for allocation in allocations.values():
+        assert sum(allocation) == spent
+        assert all(1 <= tests <= most for tests, most in zip(allocation, slots, strict=True))
+    assert "greedy" not in equal_budget_allocations(budget, slots, rates, predicted=None)
