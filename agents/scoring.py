@@ -21,7 +21,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from agents.selection import SelectionStrategy, vote
+from agents.selection import STRATEGIES, SelectionStrategy, tie_sets, vote
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -93,6 +93,8 @@ class ProblemScore:
     individual: Confusion
     combined: Confusion
     vanilla_valid: float = 0.0
+    best_of_n_by_strategy: dict[SelectionStrategy, float] = field(default_factory=dict)
+    """Best-of-N of every selection strategy on the same matrix (the pick's own is `best_of_n`)."""
 
 
 def score_problem(
@@ -124,7 +126,21 @@ def score_problem(
         oracle=any(sample_correct),
         individual=individual,
         combined=combined,
+        best_of_n_by_strategy=best_of_n_by_strategy(truth, pass_matrix),
     )
+
+
+def best_of_n_by_strategy(
+    truth: Sequence[bool], pass_matrix: Sequence[Sequence[bool]]
+) -> dict[SelectionStrategy, float]:
+    """Each strategy's best-of-N (mean correctness over its tie set); `truth` is each row's."""
+    if not pass_matrix:
+        return dict.fromkeys(STRATEGIES, 0.0)
+    scores = {}
+    for strategy in STRATEGIES:
+        tie_set = tie_sets(pass_matrix, strategy)[1]
+        scores[strategy] = _ratio(sum(truth[r] for r in tie_set), len(tie_set))
+    return scores
 
 
 @dataclass(frozen=True)

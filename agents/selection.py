@@ -44,15 +44,22 @@ def vote(
     """The tie set of `strategy`, then a draw from `rng`."""
     if not pass_matrix:
         return Vote(selected=None, tie_set=[], top_set_size=0, pass_count=0)
-    if strategy == "paper":
-        top, tie_set = _paper(pass_matrix)
-    else:
-        tie_set = _best_groups(pass_matrix, with_passes=strategy == "codet")
-        top = tie_set
+    top, tie_set = tie_sets(pass_matrix, strategy)
     selected = rng.choice(tie_set)
     return Vote(
         selected=selected, tie_set=tie_set, top_set_size=len(top), pass_count=sum(pass_matrix[selected])
     )
+
+
+def tie_sets(
+    pass_matrix: Sequence[Sequence[bool]], strategy: SelectionStrategy
+) -> tuple[list[int], list[int]]:
+    """`strategy`'s candidate set before its last tie-break (paper: Top; the group strategies: the
+    tie set itself) and its final tie set, over a non-empty pass matrix."""
+    if strategy == "paper":
+        return _paper(pass_matrix)
+    tie_set = _best_groups(pass_matrix, with_passes=strategy == "codet")
+    return tie_set, tie_set
 
 
 def _paper(pass_matrix: Sequence[Sequence[bool]]) -> tuple[list[int], list[int]]:

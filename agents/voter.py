@@ -12,7 +12,7 @@ from sqlalchemy import delete
 
 from agents.selection import vote
 from orchestrator.core.models import ProblemStatus, Selection
-from orchestrator.observability.metrics import after_commit, observe_problem_scored
+from orchestrator.observability.metrics import after_commit, observe_problem_scored, observe_problem_voted
 from orchestrator.reporting.evaluation import store_problem_score
 from orchestrator.reporting.pass_matrix import load_pass_matrix
 from orchestrator.workflow.finish import finish_problem
@@ -43,8 +43,9 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
                 reason="selected" if decision.selected is not None else "no valid solution",
             )
         )
+        benchmark, allocated = problem.job.benchmark, problem.n_tests or stored.tests_stored
+        after_commit(session, lambda: observe_problem_voted(benchmark, allocated, config.n_tests))
         if problem.has_ground_truth:
             score = store_problem_score(session, problem, samples, candidates, matrix, decision.tie_set)
-            benchmark, allocated = problem.job.benchmark, problem.n_tests or stored.tests_stored
             after_commit(session, lambda: observe_problem_scored(benchmark, score, allocated))
         finish_problem(session, problem_id, ProblemStatus.COMPLETED)

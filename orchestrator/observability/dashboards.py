@@ -206,6 +206,15 @@ ACCURACY: list[tuple[str, list[PanelSpec]]] = [
                 min_max=(0, 1),
             ),
             PanelSpec(
+                "Best-of-N by selection strategy (rolling 1 h)",
+                "Expected correctness of each strategy's pick on the same pass matrices: paper (the "
+                "paper's vote), codet (CodeT's dual agreement), majority (largest identical-pattern "
+                "group), whichever the jobs chose.",
+                (Query("coderm:best_of_n_accuracy_by_strategy:ratio1h", "{{benchmark}} {{strategy}}"),),
+                unit="percentunit",
+                min_max=(0, 1),
+            ),
+            PanelSpec(
                 "Last finished job",
                 "Accuracy of the most recently finished scored job of each benchmark.",
                 (Query("coderm:job_accuracy_ratio:latest", "{{benchmark}} {{method}}"),),
@@ -263,6 +272,23 @@ ACCURACY: list[tuple[str, list[PanelSpec]]] = [
                     Query(_quantile(q, "coderm_unit_tests_allocated", "benchmark"), f"{{{{benchmark}}}} p{p}")
                     for q, p in ((0.5, 50), (0.95, 95))
                 ),
+            ),
+            PanelSpec(
+                "Unit tests saved by scaling",
+                "Test slots that fixed --n-tests would have sampled for the problems voted in the time "
+                "range, minus those their allocations sampled (negative: scaling spent more).",
+                (
+                    Query(
+                        "sum by (benchmark) (increase(coderm_unit_test_slots_fixed_total[$__range]))"
+                        " - sum by (benchmark) (increase(coderm_unit_test_slots_sampled_total[$__range]))",
+                        "{{benchmark}} saved",
+                    ),
+                    Query(
+                        "sum by (benchmark) (increase(coderm_unit_test_slots_sampled_total[$__range]))",
+                        "{{benchmark}} sampled",
+                    ),
+                ),
+                kind="stat",
             ),
             PanelSpec(
                 "Allocated tests vs difficulty",

@@ -24,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from agents.scoring import JobMetrics, ProblemScore
+from agents.selection import STRATEGIES
 from orchestrator.inputs.benchmarks import BUILTIN
 from orchestrator.runtime.celery_app import QUEUES
 from sandbox.outcomes import Outcome, PairResult
@@ -138,6 +139,24 @@ SELECTED_CORRECT = Counter(
     "it is the best-of-N accuracy.",
     ["benchmark"],
 )
+STRATEGY_SELECTED_CORRECT = Counter(
+    "coderm_strategy_selected_correct_total",
+    "Sum over scored problems of the expected correctness of each selection strategy's pick on the same "
+    "pass matrix (paper, codet, majority; whichever the job chose); divided by "
+    "coderm_problems_evaluated_total it is that strategy's best-of-N accuracy.",
+    ["benchmark", "strategy"],
+)
+UNIT_TEST_SLOTS_SAMPLED = Counter(
+    "coderm_unit_test_slots_sampled_total",
+    "Unit tests the voted problems were allocated (test slots, as the reference counts them).",
+    ["benchmark"],
+)
+UNIT_TEST_SLOTS_FIXED = Counter(
+    "coderm_unit_test_slots_fixed_total",
+    "Unit tests the voted problems would have been allocated with fixed --n-tests; minus "
+    "coderm_unit_test_slots_sampled_total, the tests dynamic scaling saved.",
+    ["benchmark"],
+)
 VANILLA_CORRECT = Counter(
     "coderm_problems_vanilla_correct_total",
     "Sum over scored problems of the share of correct samples; divided by coderm_problems_evaluated_total "
@@ -198,6 +217,10 @@ def initialize_series(queues: Iterable[str]) -> None:
         UNIT_TESTS_ALLOCATED.labels(benchmark)
         SELECTED_CORRECT.labels(benchmark)
         VANILLA_CORRECT.labels(benchmark)
+        UNIT_TEST_SLOTS_SAMPLED.labels(benchmark)
+        UNIT_TEST_SLOTS_FIXED.labels(benchmark)
+        for strategy in STRATEGIES:
+            STRATEGY_SELECTED_CORRECT.labels(benchmark, strategy)
         for band in PASS_RATE_BANDS:
             PROBLEMS_EVALUATED.labels(benchmark, band)
             EVALUATED_UNIT_TESTS.labels(benchmark, band)
@@ -297,10 +320,19 @@ def observe_problem_scored(benchmark: str | None, score: ProblemScore, unit_test
     PROBLEMS_EVALUATED.labels(label, band).inc()
     EVALUATED_UNIT_TESTS.labels(label, band).inc(unit_tests)
     SELECTED_CORRECT.labels(label).inc(score.best_of_n)
+    for strategy, best_of_n in score.best_of_n_by_strategy.items():
+        STRATEGY_SELECTED_CORRECT.labels(label, strategy).inc(best_of_n)
     VANILLA_CORRECT.labels(label).inc(score.vanilla)
     for scope, confusion in (("individual", score.individual), ("combined", score.combined)):
         for cell in CONFUSION_CELLS:
             UNIT_TEST_CONFUSION.labels(label, scope, cell).inc(getattr(confusion, cell))
+
+
+def observe_problem_voted(benchmark: str | None, allocated: int, fixed: int) -> None:
+    """A problem was voted on with `allocated` test slots, where fixed --n-tests gives `fixed`."""
+    label = benchmark_label(benchmark)
+    UNIT_TEST_SLOTS_SAMPLED.labels(label).inc(allocated)
+    UNIT_TEST_SLOTS_FIXED.labels(label).inc(fixed)
 
 
 def observe_job_completed(benchmark: str | None, metrics: JobMetrics) -> None:

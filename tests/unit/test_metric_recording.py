@@ -16,6 +16,7 @@ from orchestrator.observability.metrics import (
     observe_executions,
     observe_llm_request,
     observe_problem_scored,
+    observe_problem_voted,
     pass_rate_band,
 )
 from sandbox.outcomes import Outcome, PairResult
@@ -57,7 +58,12 @@ def test_a_scored_problem_adds_its_accuracies_confusion_and_allocation() -> None
         oracle=True,
         individual=Confusion(tp=2, fp=3, tn=4, fn=1),
         combined=Confusion(tp=1, fp=1, tn=2, fn=0),
+        best_of_n_by_strategy={"paper": 0.5, "codet": 1.0, "majority": 0.0},
     )
+    by_strategy = {
+        s: change("coderm_strategy_selected_correct_total", {"benchmark": "humaneval", "strategy": s})
+        for s in ("paper", "codet", "majority")
+    }
     evaluated = change("coderm_problems_evaluated_total", {"benchmark": "humaneval", "pass_rate": "0.2-0.4"})
     tests = change(
         "coderm_evaluated_unit_tests_allocated_total", {"benchmark": "humaneval", "pass_rate": "0.2-0.4"}
@@ -74,6 +80,14 @@ def test_a_scored_problem_adds_its_accuracies_confusion_and_allocation() -> None
     observe_problem_scored("humaneval", score, unit_tests=40)
 
     assert (evaluated(), tests(), picked(), vanilla(), fp(), tn()) == (1, 40, 0.5, 0.25, 3, 2)
+    assert {s: delta() for s, delta in by_strategy.items()} == {"paper": 0.5, "codet": 1.0, "majority": 0.0}
+
+
+def test_a_voted_problem_counts_its_test_slots_against_fixed() -> None:
+    sampled = change("coderm_unit_test_slots_sampled_total", {"benchmark": "mbpp+"})
+    fixed = change("coderm_unit_test_slots_fixed_total", {"benchmark": "mbpp+"})
+    observe_problem_voted("mbpp+", allocated=3, fixed=10)
+    assert (sampled(), fixed()) == (3, 10)
 
 
 def test_sandbox_results_count_by_outcome_with_their_durations() -> None:

@@ -7,6 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agents.scoring import best_of_n_by_strategy
 from agents.selection import STRATEGIES, SelectionStrategy, distinct_test_columns, pass_matrix, vote
 
 
@@ -125,3 +126,14 @@ def test_the_tie_set_does_not_depend_on_the_order_of_solutions(
 def test_codet_is_the_paper_when_no_two_solutions_behave_alike(matrix: list[list[bool]]) -> None:
     distinct = [list(row) for row in dict.fromkeys(tuple(row) for row in matrix)]
     assert vote(distinct, rng(), "codet").tie_set == vote(distinct, rng(), "paper").tie_set
+
+
+@given(matrices, st.lists(st.booleans(), min_size=12, max_size=12))
+def test_every_strategys_best_of_n_is_the_mean_correctness_over_its_vote(
+    matrix: list[list[bool]], correct: list[bool]
+) -> None:
+    truth = correct[: len(matrix)]
+    scores = best_of_n_by_strategy(truth, matrix)
+    for strategy in STRATEGIES:
+        tie_set = vote(matrix, rng(), strategy).tie_set
+        assert scores[strategy] == sum(truth[i] for i in tie_set) / len(tie_set)
