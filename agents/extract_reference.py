@@ -29,7 +29,7 @@ import ast
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 from agents.extract import (
     Extraction,
@@ -41,7 +41,6 @@ from agents.extract import (
 from sandbox.programs import InvalidProgram, expected_test_methods, parse
 
 ExtractionMode = Literal["strict", "reference"]
-EXTRACTION_MODES: tuple[ExtractionMode, ...] = get_args(ExtractionMode)
 
 _MAIN_GUARDS = (
     "if __name__ == '__main__':\n    unittest.main()",
