@@ -10,7 +10,7 @@ from celery import shared_task
 from celery.utils.log import get_task_logger
 from sqlalchemy import select
 
-from agents.extract import clean_unit_test_code, extract_unit_test
+from agents.extract_reference import unit_test_extraction
 from agents.prompts import render_coderm_prompt
 from agents.sampling import already_sampled, problem_seed, sample_and_extract, store_samples
 from orchestrator.core.models import Solution, UnitTest
@@ -57,8 +57,7 @@ def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
             prompt,
             n,
             seed,
-            extract_unit_test,
-            clean_unit_test_code,
+            *unit_test_extraction(config.extraction),
         )
     with step.write() as session:
         if sampled is not None:

@@ -28,6 +28,7 @@ from orchestrator.cli.output import console, stdout, write_json_lines
 from orchestrator.core.config import JobConfig, Settings
 from orchestrator.core.db import session_scope
 from orchestrator.reporting.evaluation import TestBudget, scored_problems, test_budget
+from orchestrator.reporting.extraction import extraction_disagreements
 from orchestrator.reporting.reports import problem_summaries
 
 
@@ -98,6 +99,7 @@ def eval_command(
         problems = scored_problems(session, job_id)
         budget = test_budget(session, job_id)
         summaries = problem_summaries(session, job_id)
+        disagreements = extraction_disagreements(session, job_id)
     if config.scaling.policy != "fixed":
         print_test_budget(budget, config)
     if budget.without_methods:
@@ -128,6 +130,7 @@ def eval_command(
         for strategy in STRATEGIES
     }
     print_best_of_n_by_strategy(by_strategy, config.selection)
+    console.print(disagreements.summary(config.extraction))
     console.print(f"job {job_id}; `coderm results {job_id}` shows each problem's pick")
     if json_out is not None:
         header = {
@@ -139,6 +142,8 @@ def eval_command(
             "selection": config.selection,
             "best_of_n_by_selection": {s: round(100 * value, 2) for s, value in by_strategy.items()},
             "unit_tests_without_methods": budget.without_methods,
+            "extraction": config.extraction,
+            "extraction_disagreements": disagreements.to_json(),
             **metrics.to_json(),
         }
         lines = [header] + [_problem_json(p.task_id, s) for p, s in zip(problems, scores, strict=True)]

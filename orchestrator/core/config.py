@@ -24,6 +24,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agents.extract_reference import ExtractionMode
 from agents.prompts import PromptTemplates
 from agents.selection import SelectionStrategy
 
@@ -345,6 +346,13 @@ class JobConfig(BaseModel):
         description="How the voter picks: 'paper' (most tests passed, then consensus of pass patterns), "
         "'codet' (CodeT: groups of identical pass patterns, scored by size x tests passed), 'majority' "
         "(the largest group of identical pass patterns).",
+    )
+    extraction: Annotated[ExtractionMode, CliOption("--extraction")] = Field(
+        "strict",
+        description="How a unit test is cut from CodeRM's completion: 'strict' (its one top-level TestCase "
+        "class and the top-level imports that can run after the solution) or 'reference' (the authors' "
+        "extract_unit_test.py, quirks included: every import anywhere, any one class; see the README). "
+        "Replayed test code is taken as it is in 'reference' mode, without the authors' runner lines.",
     )
     seed: Annotated[int, CliOption("--seed")] = Field(
         0,

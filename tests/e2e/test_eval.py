@@ -241,3 +241,43 @@ def test_eval_runs_every_pair_and_refuses_early_exit(
         (config,) = connection.execute("select config from jobs").fetchone()
     assert len(rows) == 3 and not any("N" in row for row in rows)
     assert json.loads(config)["prune"] is False
+
+
+def test_extraction_reference_keeps_the_imports_strict_drops_and_eval_counts_the_difference(
+    tmp_path: Path, embedded_env: dict[str, str], coderm_cli
+) -> None:
+    """A replayed test importing the code under test from `solution`: strict drops that import and
+    the test judges the solutions; the reference keeps it, and the test fails both of them."""
+    imports_solution = (
+        "import unittest\nfrom solution import add\n\n\nclass TestOne(unittest.TestCase):\n"
+        "    def test_it(self):\n        self.assertEqual(add(1, 1), 2)\n"
+    )
+    labelled = labelled_add(tmp_path, [*ADD["unit_tests"], imports_solution])
+    runs = {}
+    for mode in ("strict", "reference"):
+        out = tmp_path / f"{mode}.jsonl"
+        result = coderm_cli(
+            ["eval", str(labelled), "--extraction", mode, "--json-out", str(out)],
+            env=embedded_env,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        runs[mode] = (result, [json.loads(line) for line in out.read_text().splitlines()])
+    strict, reference = runs["strict"][1], runs["reference"][1]
+    # Solution 0 is right, 1 is wrong (x - y): it passes TestB and TestC only.
+    assert strict[1]["individual"] == {"tp": 4, "fp": 2, "tn": 2, "fn": 0}
+    assert reference[1]["individual"] == {"tp": 3, "fp": 2, "tn": 2, "fn": 1}
+    assert (strict[0]["extraction"], reference[0]["extraction"]) == ("strict", "reference")
+    # The count does not depend on the mode the job used: both are re-run on the stored tests.
+    for _, (job, *_) in runs.values():
+        assert job["extraction_disagreements"] == {
+            "compared": 4,
+            "total": 1,
+            "valid_only_strict": 0,
+            "valid_only_reference": 0,
+            "other_imports": 1,
+            "other_code": 0,
+        }
+    shown = runs["reference"][0].stdout + runs["reference"][0].stderr
+    assert "extraction: 1 of the job's 4 unit tests come out differently" in shown
+    assert "(this job used reference)" in shown

@@ -125,6 +125,7 @@ def test_the_job_options_keep_their_names_and_order() -> None:
         "--chunk-size",
         "--prune/--no-prune",
         "--selection",
+        "--extraction",
         "--seed",
         "--replay-solutions",
         "--replay-tests",
