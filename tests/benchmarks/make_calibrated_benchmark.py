@@ -31,8 +31,9 @@ writes). The figures the design predicts are printed; `--check` then runs
     coderm eval OUT.jsonl -n SOLUTIONS -m TESTS --json-out ...
 
 and prints target, predicted and measured figures, exiting 1 when a measured one is further than
-`--tolerance` points from its target. The paper's size is --problems 164 --solutions 100 --tests 100
-(1.6M pairs: slow for a routine check; identical solutions run once, so far fewer really run).
+`--tolerance` points from its target. The paper's size is --solutions 100 --tests 100 over the 158
+of HumanEval's 164 problems that have inputs and mutants enough (1.6M pairs: slow for a routine
+check; identical solutions run once, so far fewer really run).
 """
 
 from __future__ import annotations
