@@ -41,6 +41,8 @@ class Extraction:
     code: str | None
     invalid_reason: InvalidReason | None = None
     test_methods: int | None = None
+    # The code as extracted, where `code` (what runs) was made from it: agents/function_form.py.
+    extracted_code: str | None = None
 
     @property
     def valid(self) -> bool:

@@ -117,7 +117,11 @@ def _sample_rows(
             queue_s=sample.queue_s,
             backend=backend,
             model=model_name,
-            **({"test_methods": extraction.test_methods} if model is UnitTest else {}),
+            **(
+                {"test_methods": extraction.test_methods}
+                if model is UnitTest
+                else {"extracted_code": extraction.extracted_code}
+            ),
         )
         for index, (sample, extraction) in enumerate(extracted)
     ]

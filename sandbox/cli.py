@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.extract import check_solution_code, clean_unit_test_code
+from agents.function_form import entry_names, in_function_form
 from orchestrator.cli.options import ModelOptions
 from orchestrator.core.config import SandboxLimits
 from orchestrator.core.errors import ConfigurationError
@@ -103,7 +104,10 @@ def matrix(file: Path, **limit_values: Any) -> None:
     started = time.perf_counter()
     try:
         for problem in replayable:
-            solutions = [s.code or "" for s in map(check_solution_code, problem.solutions or [])]
+            names = entry_names(problem.reference_code, problem.entry_point)
+            solutions = [
+                in_function_form(check_solution_code(s), names).code or "" for s in problem.solutions or []
+            ]
             tests = [
                 t.code for t in map(clean_unit_test_code, problem.unit_tests or []) if t.valid and t.code
             ]

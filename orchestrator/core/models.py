@@ -171,6 +171,10 @@ class Solution(_Sample, Base):
     __tablename__ = "solutions"
     __table_args__ = (UniqueConstraint("problem_id", "index", name="uq_solutions_problem_id_index"),)
 
+    # The code as extracted from the completion, where the code run (`code`) differs from it: a
+    # LiveCodeBench `class Solution` answer put in the function form its tests call
+    # (agents/function_form.py). None when `code` is the extracted code itself.
+    extracted_code: Mapped[str | None] = mapped_column(Text)
     # Ground truth, where the problem has it: the outcome against its own tests, and what that means.
     ground_truth_outcome: Mapped[str | None] = mapped_column(String(1))
     correct: Mapped[bool | None] = mapped_column(Boolean)
