@@ -74,9 +74,11 @@ def eval_command(
 ) -> None:
     """Run the problems of FILE, then score the picks and the unit tests against ground truth.
 
-    Scoring needs ground truth: HumanEval's tests (the humaneval and humaneval+ benchmarks), a
-    problem's `ground_truth` program, or labels on replayed solutions (`plus_status`). Accuracies are
-    averaged over problems; test quality pools its counts over problems (see agents/scoring.py).
+    Scoring needs ground truth: HumanEval's tests (the humaneval benchmark, and humaneval+ without
+    EvalPlus's data, labelled 'humaneval+ prompts, base tests'), EvalPlus's base and plus tests
+    (humaneval+ and mbpp+ with CODERM_EVALPLUS_DIR), a problem's `ground_truth` program, or labels on
+    replayed solutions (`plus_status`). Accuracies are averaged over problems; test quality pools its
+    counts over problems (see agents/scoring.py).
 
     Exits with status 1, after the figures, when any problem failed (one line says which and why).
     """

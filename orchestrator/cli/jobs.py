@@ -21,7 +21,7 @@ from orchestrator.cli.output import console, stdout
 from orchestrator.core.config import JobConfig, Settings
 from orchestrator.core.db import ensure_schema_current, upgrade_schema
 from orchestrator.core.errors import ProblemsFailedError
-from orchestrator.inputs.benchmarks import BUILTIN, Source, resolve_source
+from orchestrator.inputs.benchmarks import BUILTIN, HUMANEVAL_PLUS_BASE_TESTS, Source, resolve_source
 from orchestrator.inputs.problem_files import check_problems_fit_config
 from orchestrator.inputs.replay_files import attach_replay_files
 from orchestrator.reporting.reports import ProblemSummary, follow_job
@@ -30,7 +30,11 @@ from orchestrator.runtime.embedded import embedded_worker
 
 # Messages are never wrapped, so an error stays on one line for people and for scripts that grep it.
 SOURCE_HELP = (
-    f"FILE is a problem file (JSON Lines, see the README) or a built-in benchmark: {', '.join(BUILTIN)}."
+    f"FILE is a problem file (JSON Lines, see the README) or a built-in benchmark: {', '.join(BUILTIN)}. "
+    "humaneval+ and mbpp+ are scored with EvalPlus's base and plus tests where CODERM_EVALPLUS_DIR names "
+    "a folder holding EvalPlus's HumanEvalPlus.jsonl[.gz] and MbppPlus.jsonl[.gz]; without it, "
+    f"humaneval+ is scored with HumanEval's base tests and labelled '{HUMANEVAL_PLUS_BASE_TESTS}', and "
+    "mbpp+ is not scored."
 )
 
 JOB_OPTIONS = ModelOptions(JobConfig)

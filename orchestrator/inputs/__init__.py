@@ -1,3 +1,4 @@
 """What a job is made of: problem files (problem_files), published generations joined to them
-(replay_files), and the built-in benchmarks (benchmarks).
+(replay_files), the built-in benchmarks (benchmarks), and EvalPlus's data as their ground truth
+(evalplus_files).
 """

@@ -25,14 +25,14 @@ from sqlalchemy.orm import Session
 
 from agents.scoring import JobMetrics, ProblemScore
 from agents.selection import STRATEGIES
-from orchestrator.inputs.benchmarks import BUILTIN
+from orchestrator.inputs.benchmarks import LABELS
 from orchestrator.runtime.celery_app import QUEUES
 from sandbox.outcomes import Outcome, PairResult
 
 STAGES = ("plan", "policy", "coderm", "sandbox", "vote")
 CUSTOM_BENCHMARK = "custom"
 """The `benchmark` label of jobs read from a problem file rather than a built-in benchmark."""
-BENCHMARKS = (*BUILTIN, CUSTOM_BENCHMARK)
+BENCHMARKS = (*LABELS, CUSTOM_BENCHMARK)
 PASS_RATE_BANDS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
 SANDBOX_KINDS = ("unit_test", "ground_truth")
 CONFUSION_SCOPES = ("individual", "combined")
@@ -185,8 +185,9 @@ JOB_COMPLETED = Gauge(
 
 
 def benchmark_label(benchmark: str | None) -> str:
-    """A job's benchmark as a label value; problem files (any other name) share one value."""
-    return benchmark if benchmark in BUILTIN else CUSTOM_BENCHMARK
+    """A job's benchmark as a label value (a built-in benchmark's, e.g. `humaneval+ prompts, base
+    tests`); problem files (any other name) share one value."""
+    return benchmark if benchmark in LABELS else CUSTOM_BENCHMARK
 
 
 def pass_rate_band(rate: float) -> str:

@@ -45,6 +45,7 @@ def test_pass_rates_fall_in_five_bands_each_holding_its_lower_edge(rate: float, 
 
 def test_only_builtin_benchmarks_are_label_values() -> None:
     assert benchmark_label("humaneval+") == "humaneval+"
+    assert benchmark_label("humaneval+ prompts, base tests") == "humaneval+ prompts, base tests"
     assert benchmark_label(None) == "custom"
     assert benchmark_label("/home/me/problems.jsonl") == "custom"
 
