@@ -29,7 +29,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
@@ -226,9 +226,16 @@ def job_status(database_url: str, job: str) -> str:
 
 
 def failed_problems(database_url: str, job: str) -> int:
+    """How many of the job's problems did not complete; each is printed with its stage and error."""
     with session_scope(database_url) as session:
-        failed = select(func.count()).where(Problem.job_id == job, Problem.status != ProblemStatus.COMPLETED)
-        return int(session.scalar(failed) or 0)
+        failed = session.execute(
+            select(Problem.task_id, Problem.status, Problem.stage, Problem.error).where(
+                Problem.job_id == job, Problem.status != ProblemStatus.COMPLETED
+            )
+        ).all()
+    for task_id, status, stage, error in failed:
+        print(f"job {job}, {task_id}: {status} at {stage}: {error}", flush=True)
+    return len(failed)
 
 
 if __name__ == "__main__":
