@@ -19,6 +19,7 @@ failed for any reason but the kill (a problem is never lost to it: its chunk run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -175,7 +176,8 @@ def main() -> None:
                     # The worker and everything under it (pool process, jails), found before any
                     # dies: an orphan is adopted by another parent and no longer looks like its child.
                     for pid in process_tree(workers["sandbox-b"].process.pid):
-                        os.kill(pid, signal.SIGKILL)
+                        with contextlib.suppress(ProcessLookupError):  # a jail that ended meanwhile
+                            os.kill(pid, signal.SIGKILL)
                     killed = time.time()
                     print(f"{killed - started:6.0f} s: sandbox worker b killed (SIGKILL)", flush=True)
                 if (
