@@ -224,11 +224,11 @@ ACCURACY: list[tuple[str, list[PanelSpec]]] = [
             ),
             PanelSpec(
                 "Problems scored",
-                "Problems scored against ground truth in the time range, by benchmark (Prometheus' "
-                "increase() extrapolates to the range's edges, so the count is an estimate).",
+                "Problems scored against ground truth in the time range, by benchmark, those with any "
+                "(Prometheus' increase() extrapolates to the range's edges, so the count is an estimate).",
                 (
                     Query(
-                        "sum by (benchmark) (increase(coderm_problems_evaluated_total[$__range]))",
+                        "sum by (benchmark) (increase(coderm_problems_evaluated_total[$__range])) > 0",
                         "{{benchmark}}",
                     ),
                 ),
@@ -276,17 +276,15 @@ ACCURACY: list[tuple[str, list[PanelSpec]]] = [
             PanelSpec(
                 "Unit tests saved by scaling",
                 "Test slots that fixed --n-tests would have sampled for the problems voted in the time "
-                "range, minus those their allocations sampled (negative: scaling spent more).",
+                "range, minus those their allocations sampled (negative: scaling spent more), over all "
+                "benchmarks; and the slots sampled.",
                 (
                     Query(
-                        "sum by (benchmark) (increase(coderm_unit_test_slots_fixed_total[$__range]))"
-                        " - sum by (benchmark) (increase(coderm_unit_test_slots_sampled_total[$__range]))",
-                        "{{benchmark}} saved",
+                        "sum(increase(coderm_unit_test_slots_fixed_total[$__range]))"
+                        " - sum(increase(coderm_unit_test_slots_sampled_total[$__range]))",
+                        "saved",
                     ),
-                    Query(
-                        "sum by (benchmark) (increase(coderm_unit_test_slots_sampled_total[$__range]))",
-                        "{{benchmark}} sampled",
-                    ),
+                    Query("sum(increase(coderm_unit_test_slots_sampled_total[$__range]))", "sampled"),
                 ),
                 kind="stat",
             ),
