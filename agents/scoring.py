@@ -154,6 +154,8 @@ class JobMetrics:
     individual: TestQuality
     combined: TestQuality
     vanilla_valid: float = 0.0
+    best_of_n_by_strategy: dict[SelectionStrategy, float] = field(default_factory=dict)
+    """Every selection strategy's best-of-N on the same matrices and draws (`best_of_n` is the pick's)."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -175,6 +177,10 @@ def job_metrics(scores: Sequence[ProblemScore]) -> JobMetrics:
         problems=len(scores),
         vanilla=_ratio(sum(s.vanilla for s in scores), len(scores)),
         vanilla_valid=_ratio(sum(s.vanilla_valid for s in scores), len(scores)),
+        best_of_n_by_strategy={
+            strategy: _ratio(sum(s.best_of_n_by_strategy.get(strategy, 0.0) for s in scores), len(scores))
+            for strategy in STRATEGIES
+        },
         best_of_n=_ratio(sum(s.best_of_n for s in scores), len(scores)),
         oracle=_ratio(sum(s.oracle for s in scores), len(scores)),
         individual=individual.quality(),
@@ -196,6 +202,10 @@ def mean_metrics(runs: Sequence[JobMetrics]) -> JobMetrics:
         problems=runs[0].problems,
         vanilla=mean(r.vanilla for r in runs),
         vanilla_valid=mean(r.vanilla_valid for r in runs),
+        best_of_n_by_strategy={
+            strategy: mean(r.best_of_n_by_strategy.get(strategy, 0.0) for r in runs)
+            for strategy in STRATEGIES
+        },
         best_of_n=mean(r.best_of_n for r in runs),
         oracle=mean(r.oracle for r in runs),
         individual=mean_quality([r.individual for r in runs]),

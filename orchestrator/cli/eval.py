@@ -11,7 +11,7 @@ from rich.table import Table
 from agents.scaling.allocation import JOB_LEVEL_POLICIES
 from agents.scaling.budget import total_budget
 from agents.scoring import JobMetrics, ProblemScore, rescore
-from agents.selection import STRATEGIES, SelectionStrategy
+from agents.selection import SelectionStrategy
 from orchestrator.cli.jobs import (
     SOURCE_HELP,
     check_job,
@@ -127,10 +127,7 @@ def eval_command(
         "selection" + (f", mean of {repeats} draws" if repeats > 1 else ""),
     )
     # Every strategy on the same stored matrices and draws: nothing runs again.
-    by_strategy = {
-        strategy: rescore(problems, config.n_solutions, tests, repeats, config.seed, strategy)[0].best_of_n
-        for strategy in STRATEGIES
-    }
+    by_strategy = metrics.best_of_n_by_strategy
     print_best_of_n_by_strategy(by_strategy, config.selection)
     console.print(disagreements.summary(config.extraction))
     console.print(f"job {job_id}; `coderm results {job_id}` shows each problem's pick")

@@ -111,3 +111,12 @@ def test_draws_are_of_slots_and_an_invalid_or_duplicate_slot_is_an_empty_test() 
 def test_slots_are_at_least_the_distinct_tests() -> None:
     assert PROBLEM.test_slots == 3
     assert ScoredProblem("p", [T], [0], [[T, F]], slots=5).test_slots == 5
+
+
+def test_one_rescore_gives_every_strategys_best_of_n_on_the_same_draws() -> None:
+    from agents.selection import STRATEGIES
+
+    metrics, _ = rescore([PROBLEM], n_solutions=3, n_slots=1, repeats=50, seed=0)
+    for strategy in STRATEGIES:
+        alone, _ = rescore([PROBLEM], n_solutions=3, n_slots=1, repeats=50, seed=0, strategy=strategy)
+        assert metrics.best_of_n_by_strategy[strategy] == pytest.approx(alone.best_of_n)
