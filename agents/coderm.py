@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from agents.extract_reference import unit_test_extraction
 from agents.prompts import render_coderm_prompt
-from agents.sampling import already_sampled, problem_seed, sample_and_extract, store_samples
-from orchestrator.core.models import Solution, UnitTest
+from agents.sampling import problem_seed, sample_and_extract, store_samples
+from orchestrator.core.models import Problem, Solution, UnitTest
 from orchestrator.runtime.task_base import LLM_RETRY
 from orchestrator.workflow.problem_task import ProblemTask
 from orchestrator.workflow.rules import coderm_waits_for_policy
@@ -25,13 +25,13 @@ logger = get_task_logger(__name__)
 @shared_task(base=ProblemTask, bind=True, name="coderm.coderm.sample_unit_tests", **LLM_RETRY)
 def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
     step = self.step(problem_id, "coderm")
-    with step.read() as loaded:
+    with step.read(UnitTest) as loaded:
         if loaded is None:
             return
         session, problem, config = loaded.session, loaded.problem, loaded.config
-        prompt = None
+        prompt, no_tests = None, False
         # A redelivered step whose samples were stored only continues the workflow.
-        if not already_sampled(session, UnitTest, problem_id):
+        if not loaded.sampled:
             code = problem.reference_code or session.scalar(
                 select(Solution.code)
                 .where(Solution.problem_id == problem_id, Solution.valid)
@@ -40,7 +40,7 @@ def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
             )
             if code is None and coderm_waits_for_policy(problem, config):
                 logger.info("problem %s has no valid solution to show CodeRM; no tests sampled", problem_id)
-                mark_no_tests(session, problem_id)
+                no_tests = True
             else:
                 prompt = render_coderm_prompt(
                     problem.question, code or "", problem.coderm_prompt, config.prompts
@@ -62,3 +62,5 @@ def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
     with step.write() as session:
         if sampled is not None:
             store_samples(session, UnitTest, problem_id, *sampled)
+        if no_tests:
+            mark_no_tests(session.get_one(Problem, problem_id))  # locked by `write`

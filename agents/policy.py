@@ -12,7 +12,7 @@ from celery import shared_task
 from agents.extract import check_solution_code, extract_solution
 from agents.function_form import entry_names, in_function_form
 from agents.prompts import render_policy_prompt
-from agents.sampling import already_sampled, problem_seed, sample_and_extract, store_samples
+from agents.sampling import problem_seed, sample_and_extract, store_samples
 from orchestrator.core.models import Solution
 from orchestrator.runtime.task_base import LLM_RETRY
 from orchestrator.workflow.problem_task import ProblemTask
@@ -21,12 +21,11 @@ from orchestrator.workflow.problem_task import ProblemTask
 @shared_task(base=ProblemTask, bind=True, name="coderm.policy.sample_solutions", **LLM_RETRY)
 def sample_solutions(self: ProblemTask, problem_id: int) -> None:
     step = self.step(problem_id, "policy")
-    with step.read() as loaded:
+    with step.read(Solution) as loaded:
         if loaded is None:
             return
         problem, config = loaded.problem, loaded.config
-        # A redelivered step whose samples were stored only continues the workflow.
-        done = already_sampled(loaded.session, Solution, problem_id)
+        done = loaded.sampled  # a redelivered step whose samples were stored only continues the workflow
         prompt = render_policy_prompt(problem.question, problem.policy_prompt, config.prompts)
         replay, n = problem.replay_solutions, problem.n_solutions or config.n_solutions
         seed = problem_seed(config.seed, problem.task_id)

@@ -6,8 +6,9 @@ import dataclasses
 import time
 import zlib
 from collections.abc import Callable
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,12 +17,6 @@ from agents.llm import Sample, backend_for
 from orchestrator.core.config import AgentConfig, AgentRole, Settings
 from orchestrator.core.models import Solution, UnitTest
 from orchestrator.observability.metrics import observe_llm_request, observe_llm_samples
-
-
-def already_sampled(session: Session, model: type[Solution] | type[UnitTest], problem_id: int) -> bool:
-    """True when a previous run of the task stored its samples (they are written all at once)."""
-    count = session.scalar(select(func.count()).select_from(model).where(model.problem_id == problem_id))
-    return bool(count)
 
 
 def sample_and_extract(
@@ -85,9 +80,12 @@ def store_samples(
     extracted: list[tuple[Sample, Extraction]],
 ) -> bool:
     """Store all samples at once; False when a concurrent run of the same task stored them first."""
-    session.add_all(_sample_rows(model, problem_id, backend, model_name, extracted))
     try:
-        session.flush()
+        # A Core INSERT of many rows: the ORM's unit of work would cost more than the database.
+        session.execute(
+            insert(cast(Table, model.__table__)),
+            _sample_rows(model, problem_id, backend, model_name, extracted),
+        )
     except IntegrityError:  # the unique (problem_id, index) caught a duplicate run
         session.rollback()
         return False
@@ -100,9 +98,9 @@ def _sample_rows(
     backend: str,
     model_name: str,
     extracted: list[tuple[Sample, Extraction]],
-) -> list[Solution | UnitTest]:
+) -> list[dict[str, Any]]:
     return [
-        model(
+        dict(
             problem_id=problem_id,
             index=index,
             raw=sample.text,

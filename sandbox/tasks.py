@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from celery import shared_task
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from agents.ground_truth import ground_truth_test, label_is_correct
 from agents.selection import distinct_test_columns
 from orchestrator.core.config import SandboxLimits
+from orchestrator.core.db import upsert
 from orchestrator.core.models import ExecutionResult, Problem, Solution, UnitTest
 from orchestrator.observability.metrics import observe_executions
 from orchestrator.runtime.messages import SandboxChunkArguments
@@ -54,16 +55,22 @@ def judge_solutions(
     ]
 
 
-def other_chunks(session: Session, problem_id: int, solution_ids: list[int], columns: list[int]) -> Known:
-    """What the stored rows of the problem's other solutions (chunks that finished before this one)
-    tell early exit. A stored row is final (a pruned job's chunk never replaces what it committed,
-    see `execute_chunk`), so any count in it is one the vote will see: a safe bound to prune by."""
-    stored = session.scalars(
-        select(ExecutionResult.outcomes).where(
-            ExecutionResult.problem_id == problem_id, ExecutionResult.solution_id.not_in(solution_ids)
+def stored_rows(
+    session: Session, problem_id: int, solution_ids: list[int], columns: list[int]
+) -> tuple[int, Known]:
+    """What the problem's stored rows say, in one query: how many of this chunk's solutions have
+    theirs (a chunk delivered again after it committed), and what the other chunks' rows (chunks
+    that finished before this one) tell early exit. A stored row is final (a pruned job's chunk
+    never replaces what it committed, see `execute_chunk`), so any count in it is one the vote will
+    see: a safe bound to prune by."""
+    rows = session.execute(
+        select(ExecutionResult.solution_id, ExecutionResult.outcomes).where(
+            ExecutionResult.problem_id == problem_id
         )
     ).all()
-    return known_from(stored, columns)
+    chunk = set(solution_ids)
+    mine = sum(1 for solution_id, _ in rows if solution_id in chunk)
+    return mine, known_from([outcomes for solution_id, outcomes in rows if solution_id not in chunk], columns)
 
 
 @shared_task(
@@ -96,8 +103,7 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
         # The distinct valid tests, which the voter counts (and the sandbox runs once each).
         columns = distinct_test_columns([code or "" if valid else None for code, valid in tests])
         if prune:
-            stored = session.scalar(select(func.count()).where(ExecutionResult.solution_id.in_(solution_ids)))
-            others = other_chunks(session, problem_id, solution_ids, columns)
+            stored, others = stored_rows(session, problem_id, solution_ids, columns)
     if prune and solutions and stored == len(solutions):
         with step.write():  # committed before: kept as it is, and the workflow goes on
             pass
@@ -130,9 +136,9 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
     verdicts = judge_solutions(problem, unjudged, limits)
     with step.write() as session:  # the last chunk to finish sends the vote
         # A redelivered chunk replaces what an interrupted run of it may have written.
-        session.execute(delete(ExecutionResult).where(ExecutionResult.solution_id.in_(solution_ids)))
         if rows:
-            session.execute(insert(ExecutionResult), rows)
+            replaced = ["problem_id", "outcomes", "durations_ms", "passed"]
+            session.execute(upsert(session, ExecutionResult, ["solution_id"], replaced), rows)
         if verdicts:
             session.execute(update(Solution), verdicts)
 

@@ -8,7 +8,6 @@ may be able to allocate (agents/scaling/allocation.py).
 from __future__ import annotations
 
 from celery import shared_task
-from sqlalchemy import update
 
 from agents.prompts import render_policy_prompt
 from agents.scaling.features import encode, feature_source, features_backend
@@ -28,14 +27,12 @@ def extract_features(self: ProblemTask, problem_id: int) -> None:
         prompt = None
         if problem.features is None:  # else a redelivery: only the workflow goes on
             prompt = render_policy_prompt(problem.question, problem.policy_prompt, config.prompts)
-    values = None
+    extracted = None
     if prompt is not None:
         backend = features_backend(config, self.settings)
-        values = {
-            "features": encode(backend.prompt_features(prompt)),
-            "feature_source": feature_source(backend, config),
-        }
+        extracted = (encode(backend.prompt_features(prompt)), feature_source(backend, config))
     # threshold plans from the features now; greedy allocates once its whole job has them.
     with step.write() as session:
-        if values is not None:
-            session.execute(update(Problem).where(Problem.id == problem_id).values(**values))
+        if extracted is not None:
+            problem = session.get_one(Problem, problem_id)  # locked and read by `write`
+            problem.features, problem.feature_source = extracted

@@ -7,7 +7,8 @@ SQLite file alike, so both always have the same schema.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, create_engine, event, exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,12 +48,43 @@ def get_engine(url: str) -> Engine:
         # Plain postgresql:// would pick psycopg2, which we do not install; psycopg 3 is the driver.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     # A short connect timeout turns an unreachable database into an error within seconds, not a hang.
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    engine = create_engine(url, connect_args={"connect_timeout": 10})
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_S = 5.0
+"""A pooled connection idle this long is pinged before it is lent out: a database restart (or an
+idle timeout) may have closed it meanwhile. One in steady use is not: a worker's steps are short
+transactions, and a ping before each would add a round trip to every one of them. A connection that
+breaks while in use fails its step, which retries (TRANSIENT_ERRORS), on a new connection."""
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """`pool_pre_ping`, for connections idle `PING_AFTER_IDLE_S` or longer only."""
+
+    @event.listens_for(engine, "checkin")
+    def note_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool then discards this connection and lends a new one (SQLAlchemy's protocol).
+            raise exc.DisconnectionError(f"the database closed this pooled connection: {error}") from error
 
 
 @functools.cache
-def _session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+def _session_factory(url: str, autocommit: bool = False) -> sessionmaker[Session]:
+    engine = get_engine(url)
+    if autocommit:
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager
@@ -66,6 +99,36 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def read_scope(url: str) -> Iterator[Session]:
+    """A session without a transaction: each statement commits on its own, and a block that only
+    reads (or writes one row in one statement) saves the BEGIN and COMMIT round trips. Postgres
+    gives each statement of a READ COMMITTED transaction its own snapshot anyway, so reads see no
+    less here than in a transaction."""
+    session = _session_factory(url, autocommit=True)()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def upsert(session: Session, model: Any, key: Sequence[str], updated: Sequence[str]) -> Insert:
+    """`INSERT ... ON CONFLICT (key) DO UPDATE` setting the `updated` columns to the new row's, on
+    Postgres and SQLite alike; execute it with the rows as its parameters. One statement where a
+    rerun of a step replaces what it wrote before, instead of a DELETE and an INSERT."""
+    return _upsert(session.get_bind().dialect.name, model.__table__, tuple(key), tuple(updated))
+
+
+@functools.cache
+def _upsert(dialect_name: str, table: Any, key: tuple[str, ...], updated: tuple[str, ...]) -> Insert:
+    # Built once: statements are immutable, and building `excluded` costs more than running one.
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(key), set_={column: statement.excluded[column] for column in updated}
+    )
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -10,24 +10,24 @@ from orchestrator.observability.metrics import after_commit, observe_job_complet
 from orchestrator.reporting.evaluation import store_job_metrics
 
 
-def finish_problem(
-    session: Session, problem_id: int, status: ProblemStatus, error: str | None = None
-) -> None:
-    """Mark a problem finished, and its job too once no problem of it is left."""
-    job_id = session.scalar(select(Problem.job_id).where(Problem.id == problem_id))
-    if job_id is None:
-        return
-    # Problems of one job finish concurrently, and the job may be cancelled meanwhile: with the job
-    # row locked and the problem read afresh, the last problem sees all others and none undoes a cancel.
+def lock_job(session: Session, job_id: str) -> None:
+    """Lock a job's row until the transaction ends: problems that finish and a cancellation queue
+    on it, so the last problem to finish sees all the others, and none undoes a cancel."""
     session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
-    problem = session.get_one(Problem, problem_id, populate_existing=True)
+
+
+def finish_problem(
+    session: Session, problem: Problem, status: ProblemStatus, benchmark: str | None, error: str | None = None
+) -> None:
+    """Mark a problem finished, and its job too once no problem of it is left. The caller holds the
+    problem's lock (`steps.lock_problem`), so its status is current."""
     if problem.status in FINISHED_PROBLEM_STATES:
         return
+    lock_job(session, problem.job_id)
     problem.status = status
     problem.error = error
     problem.finished_at = utcnow()
     session.flush()
-    benchmark = problem.job.benchmark
     after_commit(session, lambda: observe_problem_finished(benchmark, failed=status == ProblemStatus.FAILED))
     unfinished = exists().where(
         Problem.job_id == problem.job_id, Problem.status.not_in(FINISHED_PROBLEM_STATES)

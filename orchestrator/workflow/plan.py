@@ -12,10 +12,11 @@ from the database.
 from __future__ import annotations
 
 from celery import Celery, shared_task
-from sqlalchemy import func, update
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from agents.scaling.allocation import plan_tests
-from orchestrator.core.models import FINISHED_PROBLEM_STATES, Job, JobStatus, Problem, ProblemStatus, utcnow
+from orchestrator.core.models import Job, JobStatus, ProblemStatus, utcnow
 from orchestrator.observability.metrics import after_commit, observe_problem_planned
 from orchestrator.workflow.problem_task import ProblemTask
 from orchestrator.workflow.steps import TASKS, Message, send
@@ -36,16 +37,26 @@ def plan_problem(self: ProblemTask, problem_id: int) -> None:
         problem.n_solutions = config.n_solutions
         plan_tests(self.database_url, config, problem)
         if problem.status == ProblemStatus.PENDING:  # a rerun of this step counts nothing again
-            benchmark, tests = problem.job.benchmark, problem.n_tests
+            benchmark, tests = loaded.benchmark, problem.n_tests
             after_commit(session, lambda: observe_problem_planned(benchmark, tests or config.n_tests))
-        # Conditional, so a cancellation that lands after the check above is not undone.
-        session.execute(
-            update(Problem)
-            .where(Problem.id == problem_id, Problem.status.not_in(FINISHED_PROBLEM_STATES))
-            .values(status=ProblemStatus.RUNNING, started_at=func.coalesce(Problem.started_at, utcnow()))
-        )
-        session.execute(
-            update(Job)
-            .where(Job.id == problem.job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.RUNNING)
-        )
+            # The problem's row is locked (`Step.run`): a cancellation waits for this transaction.
+            problem.status = ProblemStatus.RUNNING
+            problem.started_at = problem.started_at or utcnow()
+            mark_job_running(session, problem.job_id)
+
+
+_jobs_running: set[str] = set()
+"""Jobs this process has marked running: a job never goes back to queued, so the other problems'
+plans need not ask again (it is cleared when large; forgetting costs one statement)."""
+
+
+def mark_job_running(session: Session, job_id: str) -> None:
+    """Mark a queued job running (its first problem has started)."""
+    if job_id in _jobs_running:
+        return
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED).values(status=JobStatus.RUNNING)
+    )
+    if len(_jobs_running) > 1024:
+        _jobs_running.clear()
+    after_commit(session, lambda: _jobs_running.add(job_id))

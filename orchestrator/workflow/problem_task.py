@@ -1,18 +1,22 @@
 """The base of the per-problem tasks, and the shape of every step they run.
 
-A step whose work takes long is two transactions around that work:
+A step whose work takes long reads, works with no transaction open, and writes in one transaction:
 
     step = self.step(problem_id, "policy")
-    with step.read() as loaded:          # the problem, its job and config, loaded once
-        if loaded is None:               # the problem has finished (or was cancelled): nothing to do
-            return
-        ...                              # read what the work needs
+    with step.read() as loaded:          # the problem marked at this stage and loaded, its job's
+        if loaded is None:               # config and benchmark (cached); None once the problem has
+            return                       # finished (or was cancelled): nothing to do
+        ...                              # read what the work needs (no transaction: reads only)
     ...                                  # the work (sampling, running code): no transaction open
     with step.write() as session:        # store the work; the stage run and the workflow's next
         ...                              # steps (steps.advance) commit in this same transaction
 
 A step whose work is the database's alone (plan, vote) is one transaction: `with step.run() as
 loaded:` reads, lets the block work, and records and continues as `write` does.
+
+Round trips are what a step costs (every problem takes five steps): `read` is one statement, and
+`write` locks and reads the problem once, flushes its changes once (no autoflush: the block flushes
+what later queries must see), and hands the locked row to `advance`.
 
 Tasks stay thin: they load by id, call pure logic, and store the result. What every step shares
 (timing, continuing the workflow, failing the problem when a step gives up) lives here once.
@@ -27,28 +31,39 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import exists, inspect, literal, select, update
+from sqlalchemy.orm import Session
 
 from agents.scaling.allocation import allocate_job_if_ready
 from orchestrator.core.config import JobConfig
-from orchestrator.core.db import session_scope
-from orchestrator.core.models import FINISHED_PROBLEM_STATES, Problem, ProblemStatus, StageRun, utcnow
+from orchestrator.core.db import read_scope, session_scope, upsert
+from orchestrator.core.models import (
+    FINISHED_PROBLEM_STATES,
+    Problem,
+    ProblemStatus,
+    Solution,
+    StageRun,
+    UnitTest,
+    utcnow,
+)
 from orchestrator.observability.metrics import observe_stage
 from orchestrator.runtime.messages import ProblemArguments
 from orchestrator.runtime.task_base import TRANSIENT_ERRORS, CodermTask
-from orchestrator.workflow.finish import finish_problem
-from orchestrator.workflow.steps import Advance, advance, send, send_next
+from orchestrator.workflow.finish import finish_problem, lock_job
+from orchestrator.workflow.job_info import job_info
+from orchestrator.workflow.steps import Advance, advance, lock_problem, send, send_next
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """What a step reads first: its problem (with its job) and the job's configuration."""
+    """What a step reads first: its problem, and its job's configuration and benchmark."""
 
     session: Session
     problem: Problem
     config: JobConfig
+    benchmark: str | None
+    sampled: bool = False
+    """Whether the problem has rows of the model `read` was asked about (a sampler's redelivery)."""
 
 
 class Step:
@@ -61,49 +76,59 @@ class Step:
         self.seconds = 0.0
 
     @contextmanager
-    def read(self) -> Iterator[Loaded | None]:
-        """The step's reading transaction: the problem marked at this stage, and loaded with its
-        job and config; None once the problem has finished."""
-        with session_scope(self.task.database_url) as session:
-            yield self._load(session)
+    def read(self, samples: type[Solution] | type[UnitTest] | None = None) -> Iterator[Loaded | None]:
+        """The step's reading: the problem marked at this stage and loaded, in one statement (which
+        also tells whether it has `samples` already); None once the problem has finished. No
+        transaction: the block reads, each query on its own."""
+        # By the id, not correlated: SQLite's RETURNING would resolve `problems.id` in a subquery to
+        # the subquery's own `id`.
+        sampled = literal(False) if samples is None else exists().where(samples.problem_id == self.problem_id)
+        with read_scope(self.task.database_url) as session:
+            marked = session.execute(
+                update(Problem)
+                .where(Problem.id == self.problem_id, Problem.status.not_in(FINISHED_PROBLEM_STATES))
+                .values(stage=self.stage)
+                .returning(Problem, sampled)
+            ).one_or_none()
+            yield None if marked is None else self._loaded(session, marked[0], bool(marked[1]))
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """The step's writing transaction: what the block writes, the step's `StageRun`, and the
         next steps of the workflow, committed together; the next steps are sent before the commit
         (a lost commit reruns this step, which sends them again: every step is idempotent)."""
-        with session_scope(self.task.database_url) as session:
+        with session_scope(self.task.database_url) as session, session.no_autoflush:
             # The problem's row first: every row written below that references it takes a key-share
             # lock on it, and two steps of one problem (its chunks) that took those before `advance`
             # asks for the row to update would wait on each other. Locked first, they queue.
-            session.execute(select(Problem.id).where(Problem.id == self.problem_id).with_for_update())
+            problem = lock_problem(session, self.problem_id)
             yield session
-            advanced = self._continue(session)
+            advanced = self._continue(session, problem)
         self._after_commit(advanced)
 
     @contextmanager
     def run(self) -> Iterator[Loaded | None]:
         """`read` and `write` in one transaction, for a step with no work outside the database."""
-        with session_scope(self.task.database_url) as session:
-            loaded = self._load(session)
-            yield loaded
-            if loaded is None:
+        with session_scope(self.task.database_url) as session, session.no_autoflush:
+            problem = lock_problem(session, self.problem_id)
+            if problem is None or problem.status in FINISHED_PROBLEM_STATES:
+                yield None
                 return
-            advanced = self._continue(session)
+            problem.stage = self.stage
+            yield self._loaded(session, problem)
+            advanced = self._continue(session, problem)
         self._after_commit(advanced)
 
-    def _load(self, session: Session) -> Loaded | None:
-        problem = active_problem(session, self.problem_id)
-        if problem is None:
-            return None
-        problem.stage = self.stage
-        self.config = JobConfig.model_validate(problem.job.config)
-        return Loaded(session, problem, self.config)
+    def _loaded(self, session: Session, problem: Problem, sampled: bool = False) -> Loaded:
+        job = job_info(self.task.database_url, problem.job_id)
+        self.config = job.config
+        return Loaded(session, problem, job.config, job.benchmark, sampled)
 
-    def _continue(self, session: Session) -> Advance:
+    def _continue(self, session: Session, problem: Problem | None) -> Advance:
         self.seconds = time.perf_counter() - self.began
         _record_stage_run(session, self, self.task.request.hostname or socket.gethostname())
-        advanced = advance(session, self.task.database_url, self.problem_id, self.config)
+        locked = _still_locked(session, problem)
+        advanced = advance(session, self.task.database_url, self.problem_id, self.config, locked=locked)
         send(self.task.app, advanced.messages)
         return advanced
 
@@ -112,14 +137,24 @@ class Step:
         self.task.allocate_after(advanced)
 
 
+def _still_locked(session: Session, problem: Problem | None) -> Problem | None:
+    """`problem` as `write` and `run` locked it, if `advance` may go by it: on Postgres, while this
+    transaction holds the lock (a block that rolled back, on a duplicate sample, let go of it).
+    SQLite has no row locks, only the database's, which a transaction takes at its first write: its
+    row is read again (what the step changed on it flushed first), now that this one writes."""
+    if problem is None or inspect(problem).expired:
+        return None
+    if session.get_bind().dialect.name != "postgresql":
+        session.flush()
+        return None
+    return problem
+
+
 def _record_stage_run(session: Session, step: Step, worker: str) -> None:
     # One statement; a rerun of the step (a redelivery) replaces the record of the run it repeats.
     run = {"worker": worker, "started_at": step.started_at, "finished_at": utcnow(), "seconds": step.seconds}
     key = {"problem_id": step.problem_id, "stage": step.stage, "part": step.part}
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(
-        insert(StageRun).values(**key, **run).on_conflict_do_update(index_elements=list(key), set_=run)
-    )
+    session.execute(upsert(session, StageRun, list(key), list(run)), key | run)
 
 
 class ProblemTask(CodermTask):
@@ -161,20 +196,15 @@ class ProblemTask(CodermTask):
         if problem_id is None:
             return
         with session_scope(self.database_url) as session:
-            finish_problem(
-                session, problem_id, ProblemStatus.FAILED, error=f"{self.name}: {type(exc).__name__}: {exc}"
-            )
             job_id = session.scalar(select(Problem.job_id).where(Problem.id == problem_id))
+            if job_id is None:
+                return
+            # The job's lock before the problem's, in the order `cancel` takes them.
+            lock_job(session, job_id)
+            problem = lock_problem(session, problem_id)
+            if problem is not None:
+                error = f"{self.name}: {type(exc).__name__}: {exc}"
+                benchmark = job_info(self.database_url, job_id).benchmark
+                finish_problem(session, problem, ProblemStatus.FAILED, benchmark, error)
         # A problem that failed while its job waited to allocate must not keep the others waiting.
-        if job_id is not None:
-            self.start_allocated(job_id)
-
-
-def active_problem(session: Session, problem_id: int) -> Problem | None:
-    """The problem with its job, in one query; None once it has finished (or been cancelled), as its
-    remaining steps then do nothing."""
-    return session.scalar(
-        select(Problem)
-        .options(joinedload(Problem.job))
-        .where(Problem.id == problem_id, Problem.status.not_in(FINISHED_PROBLEM_STATES))
-    )
+        self.start_allocated(job_id)

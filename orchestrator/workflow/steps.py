@@ -32,7 +32,7 @@ from typing import Any
 
 from celery import Celery
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from agents.scaling.allocation import plan_tests
 from orchestrator.core.config import JobConfig, ScalingPolicy
@@ -45,6 +45,7 @@ from orchestrator.core.models import (
     Solution,
     UnitTest,
 )
+from orchestrator.workflow.job_info import job_info
 from orchestrator.workflow.rules import coderm_waits_for_policy
 
 TASKS = {
@@ -172,23 +173,36 @@ class Advance:
     """The job to try allocating, when this problem just became ready for it."""
 
 
-def advance(session: Session, database_url: str, problem_id: int, config: JobConfig | None = None) -> Advance:
+def lock_problem(session: Session, problem_id: int) -> Problem | None:
+    """The problem's row, locked until the transaction ends and read afresh (also where this session
+    holds the problem already: a concurrent step may have changed it since)."""
+    return session.scalar(
+        select(Problem)
+        .where(Problem.id == problem_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def advance(
+    session: Session,
+    database_url: str,
+    problem_id: int,
+    config: JobConfig | None = None,
+    *,
+    locked: Problem | None = None,
+) -> Advance:
     """Lock the problem, decide its next steps, mark them sent; the caller sends the messages.
 
     The caller sends them before its transaction commits: if the commit is lost, the step that
     called `advance` runs again and sends them again, which the steps' idempotence absorbs.
-    `config` is the job's, where the caller has it already.
+    `config` is the job's, and `locked` the problem (`lock_problem`), where the caller has them.
     """
-    query = select(Problem).where(Problem.id == problem_id)
-    if config is None:
-        query = query.options(joinedload(Problem.job))
-    # The problem's row only: the job's is shared by all its problems. Read afresh, also where this
-    # session holds the problem already: a concurrent step may have sent steps since.
-    problem = session.scalar(query.with_for_update(of=Problem).execution_options(populate_existing=True))
+    # The problem's row only: the job's is shared by all its problems.
+    problem = locked or lock_problem(session, problem_id)
     if problem is None or problem.status in FINISHED_PROBLEM_STATES:
         return Advance([])
-    if config is None:
-        config = JobConfig.model_validate(problem.job.config)
+    config = config or job_info(database_url, problem.job_id).config
     if problem.status == ProblemStatus.RUNNING and problem.n_tests is None:
         plan_tests(database_url, config, problem)  # threshold, once the features are in
     messages = []
@@ -210,12 +224,13 @@ def advance(session: Session, database_url: str, problem_id: int, config: JobCon
         if not chunks:  # nothing to execute: straight to the vote
             progress["vote"] = now
             messages.append(Message(TASKS["vote"], (problem_id,)))
-    problem.progress = progress
+    if progress != problem.progress:
+        problem.progress = progress
     return Advance(messages, problem.job_id if ready_to_allocate(state) else None)
 
 
-def mark_no_tests(session: Session, problem_id: int) -> None:
-    problem = session.execute(select(Problem).where(Problem.id == problem_id).with_for_update()).scalar_one()
+def mark_no_tests(problem: Problem) -> None:
+    """Record that CodeRM had nothing to write tests for; `problem` is locked (`lock_problem`)."""
     problem.progress = dict(problem.progress or {}) | {NO_TESTS: "done"}
 
 

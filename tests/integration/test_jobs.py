@@ -12,6 +12,7 @@ from orchestrator.core.db import session_scope
 from orchestrator.core.models import Job, Problem, ProblemStatus
 from orchestrator.inputs.problem_files import ProblemSpec
 from orchestrator.workflow.finish import finish_problem
+from orchestrator.workflow.steps import lock_problem
 from orchestrator.workflow.submit import create_job
 
 pytestmark = pytest.mark.integration
@@ -45,14 +46,14 @@ def test_the_job_completes_when_its_last_problem_finishes(migrated_postgres_url:
         ids = session.scalars(
             select(Problem.id).where(Problem.job_id == job_id).order_by(Problem.position)
         ).all()
-        finish_problem(session, ids[0], ProblemStatus.COMPLETED)
+        finish_problem(session, lock_problem(session, ids[0]), ProblemStatus.COMPLETED, None)
     with session_scope(migrated_postgres_url) as session:
         assert session.get_one(Job, job_id).status == "queued"
-        finish_problem(session, ids[1], ProblemStatus.FAILED, error="boom")
+        finish_problem(session, lock_problem(session, ids[1]), ProblemStatus.FAILED, None, error="boom")
     with session_scope(migrated_postgres_url) as session:
         job = session.get_one(Job, job_id)
         assert job.status == "completed" and job.finished_at is not None
         assert session.get_one(Problem, ids[1]).error == "boom"
         # Finishing again changes nothing.
-        finish_problem(session, ids[1], ProblemStatus.COMPLETED)
+        finish_problem(session, lock_problem(session, ids[1]), ProblemStatus.COMPLETED, None)
         assert session.get_one(Problem, ids[1]).status == "failed"
