@@ -16,7 +16,7 @@ from agents.sampling import problem_seed, sample_and_extract, store_samples
 from orchestrator.core.models import Problem, Solution, UnitTest
 from orchestrator.runtime.task_base import LLM_RETRY
 from orchestrator.workflow.problem_task import ProblemTask
-from orchestrator.workflow.rules import coderm_waits_for_policy
+from orchestrator.workflow.rules import coderm_waits_for_policy, replays_unit_tests
 from orchestrator.workflow.steps import mark_no_tests
 
 logger = get_task_logger(__name__)
@@ -32,12 +32,15 @@ def sample_unit_tests(self: ProblemTask, problem_id: int) -> None:
         prompt, no_tests = None, False
         # A redelivered step whose samples were stored only continues the workflow.
         if not loaded.sampled:
-            code = problem.reference_code or session.scalar(
-                select(Solution.code)
-                .where(Solution.problem_id == problem_id, Solution.valid)
-                .order_by(Solution.index)
-                .limit(1)
-            )
+            # A replayed sample needs no prompt, so no policy sample is looked up for one.
+            code = problem.reference_code
+            if code is None and not replays_unit_tests(problem, config):
+                code = session.scalar(
+                    select(Solution.code)
+                    .where(Solution.problem_id == problem_id, Solution.valid)
+                    .order_by(Solution.index)
+                    .limit(1)
+                )
             if code is None and coderm_waits_for_policy(problem, config):
                 logger.info("problem %s has no valid solution to show CodeRM; no tests sampled", problem_id)
                 no_tests = True

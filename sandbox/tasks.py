@@ -9,9 +9,10 @@ judging, earlier, for the oracle allocation, which needs true pass rates before 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from celery import shared_task
-from sqlalchemy import select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from agents.ground_truth import ground_truth_test, label_is_correct
@@ -22,7 +23,7 @@ from orchestrator.core.models import ExecutionResult, Problem, Solution, UnitTes
 from orchestrator.observability.metrics import observe_executions
 from orchestrator.runtime.messages import SandboxChunkArguments
 from orchestrator.workflow.problem_task import ProblemTask
-from sandbox.early_exit import Known, known_from, run_with_early_exit
+from sandbox.early_exit import known_from, run_with_early_exit
 from sandbox.executor import run_matrix, shared_pool
 from sandbox.outcomes import Outcome
 
@@ -55,22 +56,45 @@ def judge_solutions(
     ]
 
 
-def stored_rows(
-    session: Session, problem_id: int, solution_ids: list[int], columns: list[int]
-) -> tuple[int, Known]:
-    """What the problem's stored rows say, in one query: how many of this chunk's solutions have
-    theirs (a chunk delivered again after it committed), and what the other chunks' rows (chunks
-    that finished before this one) tell early exit. A stored row is final (a pruned job's chunk
-    never replaces what it committed, see `execute_chunk`), so any count in it is one the vote will
-    see: a safe bound to prune by."""
+@dataclass(frozen=True)
+class ChunkRows:
+    """What a chunk reads of its problem's solutions, in one query."""
+
+    solutions: list[tuple[int, str | None, int, bool | None]]
+    """(id, code, index, correct) of the chunk's solutions, by index."""
+    stored: int
+    """How many of them have their row of the matrix already (a chunk delivered again)."""
+    others: list[str]
+    """The stored rows (outcome letters) of the problem's other solutions: chunks that finished
+    before this one. A stored row is final (a pruned job's chunk never replaces what it committed,
+    see `execute_chunk`), so any count in it is one the vote will see: a safe bound to prune by."""
+
+
+def chunk_rows(session: Session, problem_id: int, solution_ids: list[int], prune: bool) -> ChunkRows:
+    """The chunk's solutions and, where the job prunes, what the stored rows say."""
+    in_chunk = Solution.id.in_(solution_ids)
     rows = session.execute(
-        select(ExecutionResult.solution_id, ExecutionResult.outcomes).where(
-            ExecutionResult.problem_id == problem_id
+        select(
+            Solution.id,
+            case((in_chunk, Solution.code)),
+            Solution.index,
+            Solution.correct,
+            ExecutionResult.outcomes,
         )
+        .outerjoin(ExecutionResult, ExecutionResult.solution_id == Solution.id)
+        .where(
+            Solution.problem_id == problem_id,
+            or_(in_chunk, ExecutionResult.id.is_not(None)) if prune else in_chunk,
+        )
+        .order_by(Solution.index)
     ).all()
     chunk = set(solution_ids)
-    mine = sum(1 for solution_id, _ in rows if solution_id in chunk)
-    return mine, known_from([outcomes for solution_id, outcomes in rows if solution_id not in chunk], columns)
+    mine = [row for row in rows if row[0] in chunk]
+    return ChunkRows(
+        [(sid, code, index, correct) for sid, code, index, correct, _ in mine],
+        sum(1 for row in mine if row.outcomes is not None),
+        [row.outcomes for row in rows if row[0] not in chunk],
+    )
 
 
 @shared_task(
@@ -90,11 +114,8 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
             return
         session, problem, limits = loaded.session, loaded.problem, loaded.config.sandbox
         prune = loaded.config.prunes(problem.has_ground_truth)
-        solutions = session.execute(
-            select(Solution.id, Solution.code, Solution.index, Solution.correct)
-            .where(Solution.id.in_(solution_ids))
-            .order_by(Solution.index)
-        ).all()
+        chunk = chunk_rows(session, problem_id, solution_ids, prune)
+        solutions = chunk.solutions
         tests = session.execute(
             select(UnitTest.code, UnitTest.valid)
             .where(UnitTest.problem_id == problem_id)
@@ -102,9 +123,7 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
         ).all()
         # The distinct valid tests, which the voter counts (and the sandbox runs once each).
         columns = distinct_test_columns([code or "" if valid else None for code, valid in tests])
-        if prune:
-            stored, others = stored_rows(session, problem_id, solution_ids, columns)
-    if prune and solutions and stored == len(solutions):
+    if prune and solutions and chunk.stored == len(solutions):
         with step.write():  # committed before: kept as it is, and the workflow goes on
             pass
         return
@@ -113,6 +132,7 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
     codes = [code or "" for _, code, _, _ in solutions]
     valid_tests = [code or "" for code, valid in tests if valid]
     if prune:
+        others = known_from(chunk.others, columns)
         matrix = run_with_early_exit(shared_pool(), codes, valid_tests, limits, others.best, others.rows)
     else:
         matrix = run_matrix(codes, valid_tests, limits)

@@ -5,16 +5,19 @@
 It makes a database and a RabbitMQ virtual host of its own (the services of `.ci/run`), writes a
 replay problem file, and measures, in one run:
 
-1. the sandbox stage alone: `coderm sandbox matrix FILE`, the same matrices in one process with the
-   same number of jails as the sandbox worker below — the rate orchestration cannot beat;
-2. the whole system: `coderm submit FILE`, then workers (one for the sandbox queue, one for the
-   other queues) until every problem has finished.
+1. the sandbox stage alone: `coderm sandbox matrix FILE`, the same matrices in one process with one
+   jail per core, as many as the sandbox worker below has (its best: more jails only contend) —
+   the rate orchestration cannot beat;
+2. the whole system: `coderm submit FILE`, then workers until every problem has finished, laid out
+   as docs/deployment.md advises for one host: the sandbox worker with one process per core and
+   one jail each (a process waiting on the database leaves its core to the other's jail), and one
+   worker with four threads for the other queues (their steps wait on the database, not the CPU).
 
 It reports problems per second end to end against the sandbox-only rate, per-problem latency (p50 /
 p95, from submission and from the problem's start), the peak depth of every broker queue, database
 rows written per second, and the peak memory (RSS of the worker and its pool processes) per worker.
 It fails (exit 1) if a problem failed or went missing, a selection is duplicated, or a worker logged
-an error. The numbers of a run on this machine are in the closing note of issue #8.
+an error. The numbers of runs on this machine are in the closing notes of issues #8 and #15.
 """
 
 from __future__ import annotations
@@ -163,9 +166,12 @@ def main() -> None:
         print(f"sandbox stage alone: {args.problems} problems in {sandbox_seconds:.1f} s", flush=True)
 
         other_queues = ",".join(q for q in QUEUES if q != "sandbox")
+        cores = str(psutil.cpu_count() or 1)
         workers = {
-            "sandbox": wait_ready(spawn_worker(env, "sandbox", workdir, ("-c", "1"))),
-            other_queues: wait_ready(spawn_worker(env, other_queues, workdir, ("-c", "2"))),
+            "sandbox": wait_ready(
+                spawn_worker({**env, "CODERM_SANDBOX_JAILS": "1"}, "sandbox", workdir, ("-c", cores))
+            ),
+            other_queues: wait_ready(spawn_worker(env, other_queues, workdir, ("-P", "threads", "-c", "4"))),
         }
         sampler = Sampler(broker_url, {name: psutil.Process(w.process.pid) for name, w in workers.items()})
         sampler.start()

@@ -135,8 +135,9 @@ def test_each_queue_has_a_worker_whose_command_our_cli_accepts(compose: dict[str
         context = parse_coderm(argv)
         assert context.info_name == "worker" and context.params["queues"] == queue, argv
         assert context.params["concurrency"] >= 1
-        # Sampling waits on the model server: threads; everything else runs in processes.
-        assert context.params["pool"] == ("threads" if queue in ("policy", "coderm") else "prefork"), argv
+        # Sampling waits on the model server and the light steps on the database: threads; the
+        # sandbox, whose running chunks `cancel --terminate` stops, runs in processes.
+        assert context.params["pool"] == ("prefork" if queue == "sandbox" else "threads"), argv
     # The LLM workers check, before they consume, that their server serves the model they were given.
     policy = parse_coderm(command_of(services["worker-policy"]))
     assert policy.params["policy_model"] == "meta-llama/Meta-Llama-3-8B-Instruct"
