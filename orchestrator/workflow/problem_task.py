@@ -79,7 +79,12 @@ class Step:
     def read(self, samples: type[Solution] | type[UnitTest] | None = None) -> Iterator[Loaded | None]:
         """The step's reading: the problem marked at this stage and loaded, in one statement (which
         also tells whether it has `samples` already); None once the problem has finished. No
-        transaction: the block reads, each query on its own."""
+        transaction: the block reads, each query on its own.
+
+        The mark is also what makes the block's reads see what came before: the step that sent this
+        one sends before it commits, holding the problem's row lock, and an UPDATE of that row
+        waits for the commit. A plain SELECT would not, and could read the problem without the
+        samples that transaction wrote (a chunk with no solutions: seen in a load test)."""
         # By the id, not correlated: SQLite's RETURNING would resolve `problems.id` in a subquery to
         # the subquery's own `id`.
         sampled = literal(False) if samples is None else exists().where(samples.problem_id == self.problem_id)
