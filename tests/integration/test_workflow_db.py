@@ -352,3 +352,35 @@ def test_chunks_of_one_problem_write_at_once_without_a_deadlock(
     assert errors == []
     # The second to write saw both rows: it, and only it, sent the vote.
     assert [task for task, _ in drain(app)].count(TASKS["vote"]) == 1
+
+
+def test_a_step_reads_what_the_step_that_sent_it_wrote(migrated_postgres_url: str, app: Celery) -> None:
+    # A step is sent before its sender commits. Its first statement marks the problem, which waits
+    # on the row lock the sender holds; its reads then see the sender's rows, not a problem without them.
+    url = migrated_postgres_url
+    (problem_id,) = running_problems(url, 1, JobConfig(n_solutions=2, n_tests=1))
+    execute = app.tasks[TASKS["execute"]]
+    seen: list[int] = []
+
+    def read() -> None:
+        with execute.step(problem_id, "sandbox", 0).read() as loaded:
+            assert loaded is not None
+            seen.append(
+                len(
+                    loaded.session.scalars(select(Solution.id).where(Solution.problem_id == problem_id)).all()
+                )
+            )
+
+    with session_scope(url) as sender:
+        steps.lock_problem(sender, problem_id)
+        sender.add_all(
+            Solution(problem_id=problem_id, index=i, raw="x", valid=True, backend="test", model="test")
+            for i in range(2)
+        )
+        sender.flush()
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(timeout=1)
+        assert reader.is_alive()  # waiting for the sender's commit
+    reader.join(timeout=30)
+    assert seen == [2]
