@@ -42,7 +42,8 @@ def select_solution(self: ProblemTask, problem_id: int) -> None:
             "created_at": utcnow(),
         }
         # A rerun of the vote (a redelivery) replaces the pick it made before.
-        session.execute(upsert(session, Selection, ["problem_id"], list(selection)[1:]), selection)
+        replaced = [column for column in selection if column != "problem_id"]
+        session.execute(upsert(session, Selection, ["problem_id"], replaced), selection)
         benchmark, allocated = loaded.benchmark, problem.n_tests or stored.tests_stored
         after_commit(session, lambda: observe_problem_voted(benchmark, allocated, config.n_tests))
         if problem.has_ground_truth:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from agents.ground_truth import label_is_correct
@@ -23,7 +23,8 @@ from agents.scoring import (
     score_problem,
 )
 from orchestrator.core.config import JobConfig
-from orchestrator.core.models import Job, Problem, ProblemMetrics, Solution, UnitTest
+from orchestrator.core.db import upsert
+from orchestrator.core.models import Job, Problem, ProblemMetrics, Solution, UnitTest, utcnow
 from orchestrator.reporting.pass_matrix import load_pass_matrix
 
 
@@ -37,29 +38,32 @@ def store_problem_score(
 ) -> ProblemScore:
     """Score a voted problem and store it; invalid samples get their correctness (false, or a label)."""
     labels = problem.replay_labels
-    correct = []
+    correct, judged = [], []
     for position, sample in enumerate(samples):
         if sample.correct is not None:
             correct.append(bool(sample.correct))
         else:
             value = labels is not None and position < len(labels) and label_is_correct(labels[position])
             correct.append(value)
-            session.execute(update(Solution).where(Solution.id == sample.id).values(correct=value))
+            judged.append({"id": sample.id, "correct": value})
+    if judged:
+        session.execute(update(Solution), judged)
     score = score_problem(correct, candidates, matrix, tie_set)
-    session.execute(delete(ProblemMetrics).where(ProblemMetrics.problem_id == problem.id))
-    session.add(
-        ProblemMetrics(
-            problem_id=problem.id,
-            samples=score.samples,
-            correct_samples=score.correct_samples,
-            vanilla=score.vanilla,
-            vanilla_valid=score.vanilla_valid,
-            best_of_n=score.best_of_n,
-            oracle=score.oracle,
-            individual=vars(score.individual),
-            combined=vars(score.combined),
-        )
-    )
+    metrics = {
+        "problem_id": problem.id,
+        "samples": score.samples,
+        "correct_samples": score.correct_samples,
+        "vanilla": score.vanilla,
+        "vanilla_valid": score.vanilla_valid,
+        "best_of_n": score.best_of_n,
+        "oracle": score.oracle,
+        "individual": vars(score.individual),
+        "combined": vars(score.combined),
+        "created_at": utcnow(),
+    }
+    # A rerun of the vote (a redelivery) replaces the score it stored before.
+    replaced = [column for column in metrics if column != "problem_id"]
+    session.execute(upsert(session, ProblemMetrics, ["problem_id"], replaced), metrics)
     return score
 
 
