@@ -8,11 +8,13 @@ judging, earlier, for the oracle allocation, which needs true pass rates before 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from celery import shared_task
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import Select, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from agents.ground_truth import ground_truth_test, label_is_correct
@@ -72,8 +74,24 @@ class ChunkRows:
 
 def chunk_rows(session: Session, problem_id: int, solution_ids: list[int], prune: bool) -> ChunkRows:
     """The chunk's solutions and, where the job prunes, what the stored rows say."""
-    in_chunk = Solution.id.in_(solution_ids)
     rows = session.execute(
+        _chunk_rows_statement(prune), {"problem_id": problem_id, "solution_ids": solution_ids}
+    ).all()
+    chunk = set(solution_ids)
+    mine = [row for row in rows if row[0] in chunk]
+    return ChunkRows(
+        [(sid, code, index, correct) for sid, code, index, correct, _ in mine],
+        sum(1 for row in mine if row.outcomes is not None),
+        [row.outcomes for row in rows if row[0] not in chunk],
+    )
+
+
+@functools.cache
+def _chunk_rows_statement(prune: bool) -> Select[Any]:
+    # Built once: building a statement costs SQLAlchemy more CPU than running it, and every chunk
+    # runs this.
+    in_chunk = Solution.id.in_(bindparam("solution_ids", expanding=True))
+    return (
         select(
             Solution.id,
             case((in_chunk, Solution.code)),
@@ -83,18 +101,18 @@ def chunk_rows(session: Session, problem_id: int, solution_ids: list[int], prune
         )
         .outerjoin(ExecutionResult, ExecutionResult.solution_id == Solution.id)
         .where(
-            Solution.problem_id == problem_id,
+            Solution.problem_id == bindparam("problem_id"),
             or_(in_chunk, ExecutionResult.id.is_not(None)) if prune else in_chunk,
         )
         .order_by(Solution.index)
-    ).all()
-    chunk = set(solution_ids)
-    mine = [row for row in rows if row[0] in chunk]
-    return ChunkRows(
-        [(sid, code, index, correct) for sid, code, index, correct, _ in mine],
-        sum(1 for row in mine if row.outcomes is not None),
-        [row.outcomes for row in rows if row[0] not in chunk],
     )
+
+
+_UNIT_TESTS = (
+    select(UnitTest.code, UnitTest.valid)
+    .where(UnitTest.problem_id == bindparam("problem_id"))
+    .order_by(UnitTest.index)
+)
 
 
 @shared_task(
@@ -116,11 +134,7 @@ def execute_chunk(self: ProblemTask, problem_id: int, part: int, solution_ids: l
         prune = loaded.config.prunes(problem.has_ground_truth)
         chunk = chunk_rows(session, problem_id, solution_ids, prune)
         solutions = chunk.solutions
-        tests = session.execute(
-            select(UnitTest.code, UnitTest.valid)
-            .where(UnitTest.problem_id == problem_id)
-            .order_by(UnitTest.index)
-        ).all()
+        tests = session.execute(_UNIT_TESTS, {"problem_id": problem_id}).all()
         # The distinct valid tests, which the voter counts (and the sandbox runs once each).
         columns = distinct_test_columns([code or "" if valid else None for code, valid in tests])
     if prune and solutions and chunk.stored == len(solutions):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from agents.selection import distinct_test_columns, pass_matrix
@@ -28,17 +28,22 @@ class StoredMatrix:
     matrix: list[list[bool]]
 
 
+# Built once (every vote runs them): building a statement costs SQLAlchemy more CPU than running it.
+_SAMPLES = (
+    select(Solution.id, Solution.valid, Solution.correct, ExecutionResult.outcomes)
+    .outerjoin(ExecutionResult, ExecutionResult.solution_id == Solution.id)
+    .where(Solution.problem_id == bindparam("problem_id"))
+    .order_by(Solution.index)
+)
+_TEST_HASHES = (
+    select(UnitTest.code_hash).where(UnitTest.problem_id == bindparam("problem_id")).order_by(UnitTest.index)
+)
+
+
 def load_pass_matrix(session: Session, problem_id: int) -> StoredMatrix:
     """Read a problem's samples, outcomes and tests in two queries and build its pass matrix."""
-    samples = session.execute(
-        select(Solution.id, Solution.valid, Solution.correct, ExecutionResult.outcomes)
-        .outerjoin(ExecutionResult, ExecutionResult.solution_id == Solution.id)
-        .where(Solution.problem_id == problem_id)
-        .order_by(Solution.index)
-    ).all()
-    test_hashes = session.scalars(
-        select(UnitTest.code_hash).where(UnitTest.problem_id == problem_id).order_by(UnitTest.index)
-    ).all()
+    samples = session.execute(_SAMPLES, {"problem_id": problem_id}).all()
+    test_hashes = session.scalars(_TEST_HASHES, {"problem_id": problem_id}).all()
     candidates = [position for position, sample in enumerate(samples) if sample.valid]
     columns = distinct_test_columns(test_hashes)
     matrix = pass_matrix([samples[p].outcomes for p in candidates], columns)

@@ -24,6 +24,7 @@ Tasks stay thin: they load by id, call pure logic, and store the result. What ev
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, inspect, literal, select, update
+from sqlalchemy import Integer, Update, bindparam, exists, inspect, literal, select, update
 from sqlalchemy.orm import Session
 
 from agents.scaling.allocation import allocate_job_if_ready
@@ -85,15 +86,9 @@ class Step:
         one sends before it commits, holding the problem's row lock, and an UPDATE of that row
         waits for the commit. A plain SELECT would not, and could read the problem without the
         samples that transaction wrote (a chunk with no solutions: seen in a load test)."""
-        # By the id, not correlated: SQLite's RETURNING would resolve `problems.id` in a subquery to
-        # the subquery's own `id`.
-        sampled = literal(False) if samples is None else exists().where(samples.problem_id == self.problem_id)
         with read_scope(self.task.database_url) as session:
             marked = session.execute(
-                update(Problem)
-                .where(Problem.id == self.problem_id, Problem.status.not_in(FINISHED_PROBLEM_STATES))
-                .values(stage=self.stage)
-                .returning(Problem, sampled)
+                _mark_stage(samples), {"problem_id": self.problem_id, "stage": self.stage}
             ).one_or_none()
             yield None if marked is None else self._loaded(session, marked[0], bool(marked[1]))
 
@@ -140,6 +135,23 @@ class Step:
     def _after_commit(self, advanced: Advance) -> None:
         observe_stage(self.stage, self.seconds)
         self.task.allocate_after(advanced)
+
+
+@functools.cache
+def _mark_stage(samples: type[Solution] | type[UnitTest] | None) -> Update:
+    """`Step.read`'s statement, built once per kind of sample: building a statement costs SQLAlchemy
+    more CPU than running it. Nothing in the session needs updating from it (a fresh one)."""
+    problem_id = bindparam("problem_id", type_=Integer)
+    # By the id, not correlated: SQLite's RETURNING would resolve `problems.id` in a subquery to
+    # the subquery's own `id`.
+    sampled = literal(False) if samples is None else exists().where(samples.problem_id == problem_id)
+    return (
+        update(Problem)
+        .where(Problem.id == problem_id, Problem.status.not_in(FINISHED_PROBLEM_STATES))
+        .values(stage=bindparam("stage"))
+        .returning(Problem, sampled)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _still_locked(session: Session, problem: Problem | None) -> Problem | None:

@@ -31,7 +31,7 @@ from itertools import chain
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session
 
 from agents.scaling.allocation import plan_tests
@@ -109,17 +109,30 @@ def next_steps(state: ProblemState) -> list[str]:
     return [step for step in steps if step not in state.sent]
 
 
+# The statements every step runs, built once: building a statement (and its cache key) costs
+# SQLAlchemy more CPU than running it, and each of them runs for every step of every problem.
+_PROBLEM_ID = bindparam("problem_id", type_=Integer)
+_VALID = (Solution.problem_id == _PROBLEM_ID, Solution.valid)
+_EXECUTED = select(ExecutionResult.id).where(ExecutionResult.solution_id == Solution.id).exists()
+# One round trip for everything the rows say.
+_DONE = select(
+    select(Solution.id).where(Solution.problem_id == _PROBLEM_ID).exists(),
+    select(Solution.id).where(*_VALID, Solution.correct.is_(None)).exists(),
+    select(UnitTest.id).where(UnitTest.problem_id == _PROBLEM_ID).exists(),
+    select(Solution.id).where(*_VALID, ~_EXECUTED).exists(),
+)
+_VALID_SOLUTIONS = select(Solution.id, Solution.code_hash).where(*_VALID).order_by(Solution.index)
+_LOCK_PROBLEM = (
+    select(Problem)
+    .where(Problem.id == _PROBLEM_ID)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def _state(session: Session, problem: Problem, config: JobConfig) -> ProblemState:
-    valid = (Solution.problem_id == problem.id, Solution.valid)
-    executed = select(ExecutionResult.id).where(ExecutionResult.solution_id == Solution.id).exists()
-    # One round trip for everything the rows say; advance runs after every step of every problem.
     any_solution, any_unjudged, any_test, any_unexecuted = session.execute(
-        select(
-            select(Solution.id).where(Solution.problem_id == problem.id).exists(),
-            select(Solution.id).where(*valid, Solution.correct.is_(None)).exists(),
-            select(UnitTest.id).where(UnitTest.problem_id == problem.id).exists(),
-            select(Solution.id).where(*valid, ~executed).exists(),
-        )
+        _DONE, {"problem_id": problem.id}
     ).one()
     progress = problem.progress or {}
     return ProblemState(
@@ -176,12 +189,7 @@ class Advance:
 def lock_problem(session: Session, problem_id: int) -> Problem | None:
     """The problem's row, locked until the transaction ends and read afresh (also where this session
     holds the problem already: a concurrent step may have changed it since)."""
-    return session.scalar(
-        select(Problem)
-        .where(Problem.id == problem_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    return session.scalar(_LOCK_PROBLEM, {"problem_id": problem_id})
 
 
 def advance(
@@ -214,11 +222,7 @@ def advance(
         if step != "execute":
             messages.append(Message(TASKS[step], (problem_id,)))
             continue
-        valid = session.execute(
-            select(Solution.id, Solution.code_hash)
-            .where(Solution.problem_id == problem_id, Solution.valid)
-            .order_by(Solution.index)
-        ).all()
+        valid = session.execute(_VALID_SOLUTIONS, {"problem_id": problem_id}).all()
         chunks = chunk_solutions(list(valid), config.chunk_size)
         messages.extend(Message(TASKS["execute"], (problem_id, part, ids)) for part, ids in enumerate(chunks))
         if not chunks:  # nothing to execute: straight to the vote
