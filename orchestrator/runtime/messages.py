@@ -5,7 +5,8 @@ queue is untrusted input. Every task of ours names the model of its arguments (`
 `orchestrator.runtime.task_base.CodermTask` checks each message against it before the task runs and refuses
 one that does not fit, with the reason logged, instead of running, failing or retrying on it.
 
-    ProblemArguments          plan_problem, sample_solutions, sample_unit_tests, extract_features,
+    PlanArguments             plan_problems: the ids of up to PLAN_BATCH problems
+    ProblemArguments          sample_solutions, sample_unit_tests, extract_features,
                               select_solution: one problem id
     SandboxChunkArguments     execute_chunk: a problem id, a chunk number and solution ids
     JobRequest                submit_job: a whole job from another service (the public contract,
@@ -28,6 +29,19 @@ from orchestrator.core.errors import InvalidMessageError
 from orchestrator.inputs.problem_files import MAX_SAMPLES, ProblemSpec, config_gaps, describe_validation_error
 
 RowId = Annotated[int, Field(ge=1)]
+
+PLAN_BATCH = 100
+"""The most problems one plan message names. Planning a problem is a few statements; a message
+and a transaction of its own cost more than that (a load test of 1,000 problems: 5% of the whole
+system's CPU), so a job's problems are planned in batches."""
+
+
+class PlanArguments(BaseModel):
+    """The plan step of a batch of problems (`orchestrator.workflow.plan`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    problem_ids: list[RowId] = Field(min_length=1, max_length=PLAN_BATCH)
 
 
 class ProblemArguments(BaseModel):

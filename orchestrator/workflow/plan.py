@@ -6,7 +6,7 @@
 The plan step fixes what a problem gets and marks it running; every step, this one included, then
 hands over to `orchestrator.workflow.steps.advance`, which sends what has become possible next. The
 joins (both samplers done, every chunk done, a whole job ready to allocate) are decided there,
-from the database.
+from the database. A job's problems are planned in batches (`PLAN_BATCH`), one transaction each.
 """
 
 from __future__ import annotations
@@ -18,31 +18,39 @@ from sqlalchemy.orm import Session
 from agents.scaling.allocation import plan_tests
 from orchestrator.core.models import Job, JobStatus, ProblemStatus, utcnow
 from orchestrator.observability.metrics import after_commit, observe_problem_planned
-from orchestrator.workflow.problem_task import ProblemTask
+from orchestrator.runtime.messages import PLAN_BATCH, PlanArguments
+from orchestrator.workflow.problem_task import Loaded, ProblemTask
 from orchestrator.workflow.steps import TASKS, Message, send
 
 
 def start_problems(app: Celery, problem_ids: list[int]) -> None:
-    """Send the plan step of each problem; the rest follows from there."""
-    send(app, (Message(TASKS["plan"], (problem_id,)) for problem_id in problem_ids))
+    """Send the plan step of the problems, in batches; the rest follows from there."""
+    batches = (problem_ids[start : start + PLAN_BATCH] for start in range(0, len(problem_ids), PLAN_BATCH))
+    send(app, (Message(TASKS["plan"], (batch,)) for batch in batches))
 
 
-@shared_task(base=ProblemTask, bind=True, name="coderm.orchestrator.plan_problem")
-def plan_problem(self: ProblemTask, problem_id: int) -> None:
-    """Fix how many solutions and tests the problem gets, and mark it (and its job) running."""
-    with self.step(problem_id, "plan").run() as loaded:
-        if loaded is None:
-            return
-        session, problem, config = loaded.session, loaded.problem, loaded.config
-        problem.n_solutions = config.n_solutions
-        plan_tests(self.database_url, config, problem)
-        if problem.status == ProblemStatus.PENDING:  # a rerun of this step counts nothing again
-            benchmark, tests = loaded.benchmark, problem.n_tests
-            after_commit(session, lambda: observe_problem_planned(benchmark, tests or config.n_tests))
-            # The problem's row is locked (`Step.run`): a cancellation waits for this transaction.
-            problem.status = ProblemStatus.RUNNING
-            problem.started_at = problem.started_at or utcnow()
-            mark_job_running(session, problem.job_id)
+@shared_task(
+    base=ProblemTask, bind=True, name="coderm.orchestrator.plan_problems", arguments_model=PlanArguments
+)
+def plan_problems(self: ProblemTask, problem_ids: list[int]) -> None:
+    """Fix how many solutions and tests each problem gets, and mark it (and its job) running."""
+    with self.steps(problem_ids, "plan").run_all() as batch:
+        for loaded in batch:
+            plan(self.database_url, loaded)
+
+
+def plan(database_url: str, loaded: Loaded) -> None:
+    """The plan of one problem, locked and loaded (`Step.run_all`)."""
+    session, problem, config = loaded.session, loaded.problem, loaded.config
+    problem.n_solutions = config.n_solutions
+    plan_tests(database_url, config, problem)
+    if problem.status == ProblemStatus.PENDING:  # a rerun of this step counts nothing again
+        benchmark, tests = loaded.benchmark, problem.n_tests
+        after_commit(session, lambda: observe_problem_planned(benchmark, tests or config.n_tests))
+        # The problem's row is locked (`Step.run_all`): a cancellation waits for this transaction.
+        problem.status = ProblemStatus.RUNNING
+        problem.started_at = problem.started_at or utcnow()
+        mark_job_running(session, problem.job_id)
 
 
 _jobs_running: set[str] = set()

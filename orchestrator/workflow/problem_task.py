@@ -12,7 +12,8 @@ A step whose work takes long reads, works with no transaction open, and writes i
         ...                              # steps (steps.advance) commit in this same transaction
 
 A step whose work is the database's alone (plan, vote) is one transaction: `with step.run() as
-loaded:` reads, lets the block work, and records and continues as `write` does.
+loaded:` reads, lets the block work, and records and continues as `write` does; `run_all` does so
+for several problems at once (the plan of a batch: `self.steps(problem_ids, "plan")`).
 
 Round trips are what a step costs (every problem takes five steps): `read` is one statement, and
 `write` locks and reads the problem once, flushes its changes once (no autoflush: the block flushes
@@ -30,6 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Integer, Update, bindparam, exists, inspect, literal, select, update
@@ -52,7 +54,7 @@ from orchestrator.runtime.messages import ProblemArguments
 from orchestrator.runtime.task_base import TRANSIENT_ERRORS, CodermTask
 from orchestrator.workflow.finish import finish_problem, lock_job
 from orchestrator.workflow.job_info import job_info
-from orchestrator.workflow.steps import Advance, advance, lock_problem, send, send_next
+from orchestrator.workflow.steps import Advance, advance, lock_problem, lock_problems, send, send_next
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,20 @@ class Loaded:
 
 
 class Step:
-    """One run of one step of a problem, timed from its creation to its commit."""
+    """One run of one step of a problem, or of several at once (the plan takes a batch), timed from
+    its creation to its commit."""
 
-    def __init__(self, task: ProblemTask, problem_id: int, stage: str, part: int) -> None:
-        self.task, self.problem_id, self.stage, self.part = task, problem_id, stage, part
+    def __init__(self, task: ProblemTask, problem_ids: list[int], stage: str, part: int) -> None:
+        self.task, self.problem_ids, self.stage, self.part = task, problem_ids, stage, part
         self.started_at, self.began = utcnow(), time.perf_counter()
-        self.config: JobConfig | None = None
+        self.configs: dict[int, JobConfig] = {}
         self.seconds = 0.0
+
+    @property
+    def problem_id(self) -> int:
+        """The problem of a step of one (`read` and `write` take one)."""
+        (problem_id,) = self.problem_ids
+        return problem_id
 
     @contextmanager
     def read(self, samples: type[Solution] | type[UnitTest] | None = None) -> Iterator[Loaded | None]:
@@ -103,38 +112,51 @@ class Step:
             # asks for the row to update would wait on each other. Locked first, they queue.
             problem = lock_problem(session, self.problem_id)
             yield session
-            advanced = self._continue(session, problem)
+            advanced = self._continue(session, {self.problem_id: problem})
         self._after_commit(advanced)
 
     @contextmanager
     def run(self) -> Iterator[Loaded | None]:
         """`read` and `write` in one transaction, for a step with no work outside the database."""
+        with self.run_all() as loaded:
+            yield loaded[0] if loaded else None
+
+    @contextmanager
+    def run_all(self) -> Iterator[list[Loaded]]:
+        """`run` for every problem of the step at once (in id order), leaving out those that have
+        finished: one transaction, one statement for their stage runs, one broker connection."""
         with session_scope(self.task.database_url) as session, session.no_autoflush:
-            problem = lock_problem(session, self.problem_id)
-            if problem is None or problem.status in FINISHED_PROBLEM_STATES:
-                yield None
-                return
-            problem.stage = self.stage
-            yield self._loaded(session, problem)
-            advanced = self._continue(session, problem)
+            problems = [
+                p for p in lock_problems(session, self.problem_ids) if p.status not in FINISHED_PROBLEM_STATES
+            ]
+            for problem in problems:
+                problem.stage = self.stage
+            yield [self._loaded(session, problem) for problem in problems]
+            advanced = self._continue(session, {problem.id: problem for problem in problems})
         self._after_commit(advanced)
 
     def _loaded(self, session: Session, problem: Problem, sampled: bool = False) -> Loaded:
         job = job_info(self.task.database_url, problem.job_id)
-        self.config = job.config
+        self.configs[problem.id] = job.config
         return Loaded(session, problem, job.config, job.benchmark, sampled)
 
-    def _continue(self, session: Session, problem: Problem | None) -> Advance:
+    def _continue(self, session: Session, locked: dict[int, Problem | None]) -> list[Advance]:
         self.seconds = time.perf_counter() - self.began
-        _record_stage_run(session, self, self.task.request.hostname or socket.gethostname())
-        locked = _still_locked(session, problem)
-        advanced = advance(session, self.task.database_url, self.problem_id, self.config, locked=locked)
-        send(self.task.app, advanced.messages)
+        _record_stage_runs(session, self, list(locked), self.task.request.hostname or socket.gethostname())
+        url = self.task.database_url
+        advanced = [
+            advance(
+                session, url, problem_id, self.configs.get(problem_id), locked=_still_locked(session, problem)
+            )
+            for problem_id, problem in locked.items()
+        ]
+        send(self.task.app, chain.from_iterable(each.messages for each in advanced))
         return advanced
 
-    def _after_commit(self, advanced: Advance) -> None:
-        observe_stage(self.stage, self.seconds)
-        self.task.allocate_after(advanced)
+    def _after_commit(self, advanced: list[Advance]) -> None:
+        for each in advanced:
+            observe_stage(self.stage, self.seconds)
+            self.task.allocate_after(each)
 
 
 @functools.cache
@@ -167,11 +189,13 @@ def _still_locked(session: Session, problem: Problem | None) -> Problem | None:
     return problem
 
 
-def _record_stage_run(session: Session, step: Step, worker: str) -> None:
+def _record_stage_runs(session: Session, step: Step, problem_ids: list[int], worker: str) -> None:
     # One statement; a rerun of the step (a redelivery) replaces the record of the run it repeats.
+    if not problem_ids:
+        return
     run = {"worker": worker, "started_at": step.started_at, "finished_at": utcnow(), "seconds": step.seconds}
-    key = {"problem_id": step.problem_id, "stage": step.stage, "part": step.part}
-    session.execute(upsert(session, StageRun, list(key), list(run)), key | run)
+    keys = [{"problem_id": problem_id, "stage": step.stage, "part": step.part} for problem_id in problem_ids]
+    session.execute(upsert(session, StageRun, list(keys[0]), list(run)), [key | run for key in keys])
 
 
 class ProblemTask(CodermTask):
@@ -190,7 +214,11 @@ class ProblemTask(CodermTask):
 
     def step(self, problem_id: int, stage: str, part: int = 0) -> Step:
         """Begin a step of `problem_id` (`part` tells the sandbox chunks apart)."""
-        return Step(self, problem_id, stage, part)
+        return Step(self, [problem_id], stage, part)
+
+    def steps(self, problem_ids: list[int], stage: str) -> Step:
+        """Begin the same step of several problems at once (`Step.run_all`)."""
+        return Step(self, problem_ids, stage, 0)
 
     def continue_problem(self, problem_id: int) -> None:
         """Send whatever the database says a problem can do next, for a problem that an allocation
@@ -209,9 +237,13 @@ class ProblemTask(CodermTask):
             self.continue_problem(problem_id)
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        problem_id = args[0] if args else kwargs.get("problem_id")
-        if problem_id is None:
-            return
+        # The first argument names the problem, or (the plan's) a list of problems.
+        first = args[0] if args else kwargs.get("problem_id", kwargs.get("problem_ids"))
+        for problem_id in first if isinstance(first, list) else [] if first is None else [first]:
+            self.fail_problem(problem_id, f"{self.name}: {type(exc).__name__}: {exc}")
+
+    def fail_problem(self, problem_id: int, error: str) -> None:
+        """Mark a problem failed (a step of it gave up), and its job finished if it was the last."""
         with session_scope(self.database_url) as session:
             job_id = session.scalar(select(Problem.job_id).where(Problem.id == problem_id))
             if job_id is None:
@@ -220,7 +252,6 @@ class ProblemTask(CodermTask):
             lock_job(session, job_id)
             problem = lock_problem(session, problem_id)
             if problem is not None:
-                error = f"{self.name}: {type(exc).__name__}: {exc}"
                 benchmark = job_info(self.database_url, job_id).benchmark
                 finish_problem(session, problem, ProblemStatus.FAILED, benchmark, error)
         # A problem that failed while its job waited to allocate must not keep the others waiting.

@@ -49,7 +49,7 @@ from orchestrator.workflow.job_info import job_info
 from orchestrator.workflow.rules import coderm_waits_for_policy
 
 TASKS = {
-    "plan": "coderm.orchestrator.plan_problem",
+    "plan": "coderm.orchestrator.plan_problems",
     "features": "coderm.policy.extract_features",
     "policy": "coderm.policy.sample_solutions",
     "judge": "coderm.sandbox.judge_ground_truth",
@@ -122,9 +122,10 @@ _DONE = select(
     select(Solution.id).where(*_VALID, ~_EXECUTED).exists(),
 )
 _VALID_SOLUTIONS = select(Solution.id, Solution.code_hash).where(*_VALID).order_by(Solution.index)
-_LOCK_PROBLEM = (
+_LOCK_PROBLEMS = (
     select(Problem)
-    .where(Problem.id == _PROBLEM_ID)
+    .where(Problem.id.in_(bindparam("problem_ids", expanding=True)))
+    .order_by(Problem.id)
     .with_for_update()
     .execution_options(populate_existing=True)
 )
@@ -186,10 +187,16 @@ class Advance:
     """The job to try allocating, when this problem just became ready for it."""
 
 
+def lock_problems(session: Session, problem_ids: list[int]) -> list[Problem]:
+    """The problems' rows, locked until the transaction ends and read afresh (also where this
+    session holds them already: a concurrent step may have changed them since). Locked in id order,
+    so that two transactions that lock some of the same rows queue rather than deadlock."""
+    return list(session.scalars(_LOCK_PROBLEMS, {"problem_ids": problem_ids}))
+
+
 def lock_problem(session: Session, problem_id: int) -> Problem | None:
-    """The problem's row, locked until the transaction ends and read afresh (also where this session
-    holds the problem already: a concurrent step may have changed it since)."""
-    return session.scalar(_LOCK_PROBLEM, {"problem_id": problem_id})
+    """`lock_problems` of one problem: None where there is no such problem."""
+    return next(iter(lock_problems(session, [problem_id])), None)
 
 
 def advance(

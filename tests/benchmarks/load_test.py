@@ -15,7 +15,9 @@ replay problem file, and measures, in one run:
 
 It reports problems per second end to end against the sandbox-only rate, per-problem latency (p50 /
 p95, from submission and from the problem's start), the peak depth of every broker queue, database
-rows written per second, and the peak memory (RSS of the worker and its pool processes) per worker.
+rows written per second, the peak memory (RSS of the worker and its pool processes) per worker, and
+the CPU the whole machine spent in each part: on a shared machine whose speed drifts, the busy CPU
+seconds of the two parts compare more steadily than their wall-clock rates.
 It fails (exit 1) if a problem failed or went missing, a selection is duplicated, or a worker logged
 an error. The numbers of runs on this machine are in the closing notes of issues #8 and #15.
 """
@@ -132,6 +134,12 @@ def service_cpu_seconds() -> dict[str, float]:
     return seconds
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds this machine's cores have been busy (not idle, not waiting on I/O), so far."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
 def sandbox_only_seconds(problem_file: Path, env: dict[str, str]) -> float:
     result = run_coderm(["sandbox", "matrix", str(problem_file)], env=env, timeout=3600)
     found = re.search(r"pairs \(\d+ distinct, executed\) in ([\d.]+) s", result.stdout)
@@ -162,7 +170,9 @@ def main() -> None:
         upgrade_schema(database_url)
         env = services_environment(database_url, broker_url, workdir / "home")
 
+        busy_before = machine_busy_seconds()
         sandbox_seconds = sandbox_only_seconds(problem_file, env)
+        sandbox_busy = machine_busy_seconds() - busy_before
         print(f"sandbox stage alone: {args.problems} problems in {sandbox_seconds:.1f} s", flush=True)
 
         other_queues = ",".join(q for q in QUEUES if q != "sandbox")
@@ -178,6 +188,7 @@ def main() -> None:
         engine = create_engine(database_url)
         try:
             services_before = service_cpu_seconds()
+            busy_before = machine_busy_seconds()
             started = time.monotonic()
             submitted = run_coderm(
                 ["submit", str(problem_file), "-n", str(args.solutions), "-m", str(args.tests)],
@@ -201,6 +212,7 @@ def main() -> None:
                 time.sleep(0.5)
             end_to_end_seconds = time.monotonic() - started
             services_after = service_cpu_seconds()
+            end_to_end_busy = machine_busy_seconds() - busy_before
             print()
         finally:
             sampler.stopped.set()
@@ -263,6 +275,12 @@ def main() -> None:
         "database_mb": round(database_size / 2**20, 1),
         "mean_stage_ms": {stage: round(seconds * 1000, 1) for stage, _, seconds in stage_seconds},
         "worker_cpu_seconds": {name: round(cpu, 1) for name, cpu in sampler.cpu_seconds.items()},
+        # All the machine's cores: the whole system's CPU against the sandbox stage's alone (which
+        # includes the start of its process), whatever the wall clock did.
+        "machine_busy_cpu_seconds": {
+            "sandbox_only": round(sandbox_busy, 1),
+            "end_to_end": round(end_to_end_busy, 1),
+        },
         "service_cpu_seconds": {
             name: round(services_after[name] - services_before.get(name, 0.0), 1) for name in services_after
         },

@@ -91,13 +91,15 @@ def test_messages_that_break_their_schema_are_rejected_once_with_the_reason(
     key = f"rejected-{uuid.uuid4().hex}"
     problem = {"task_id": "add", "question": "add", "solutions": ADD_SOLUTIONS, "unit_tests": ADD_TESTS}
     bad = [
-        ("coderm.orchestrator.plan_problem", ["seven"], {}, "'problem_id' Input should be a valid integer"),
+        ("coderm.orchestrator.plan_problems", ["seven"], {}, "'problem_ids' Input should be a valid list"),
+        ("coderm.orchestrator.plan_problems", [[]], {}, "'problem_ids' List should have at least 1 item"),
         (
-            "coderm.orchestrator.plan_problem",
+            "coderm.orchestrator.plan_problems",
             [],
-            {"problem_id": 1, "priority": "high"},
+            {"problem_ids": [1], "priority": "high"},
             "got an unexpected keyword argument 'priority'",
         ),
+        ("coderm.voter.select_solution", ["seven"], {}, "'problem_id' Input should be a valid integer"),
         ("coderm.sandbox.execute_chunk", [1, 0, "all"], {}, "'solution_ids' Input should be a valid list"),
         (
             "coderm.orchestrator.submit_job",
@@ -162,7 +164,7 @@ def test_a_pickled_message_is_refused_without_being_unpickled(
             routing_key="orchestrator",
             headers={
                 "lang": "py",
-                "task": "coderm.orchestrator.plan_problem",
+                "task": "coderm.orchestrator.plan_problems",
                 "id": task_id,
                 "root_id": task_id,
             },
@@ -175,7 +177,7 @@ def test_a_pickled_message_is_refused_without_being_unpickled(
         client.wait(job_id, timeout=180, poll_s=0.2, settings=settings_of(service_env)).status == "completed"
     )
     assert not marker.exists(), "the pickle was loaded"
-    assert f"Task coderm.orchestrator.plan_problem[{task_id}]" not in orchestrator.log_text()
+    assert f"Task coderm.orchestrator.plan_problems[{task_id}]" not in orchestrator.log_text()
     assert orchestrator.process.poll() is None
 
 
@@ -201,12 +203,14 @@ def test_a_cancelled_job_does_nothing_when_its_messages_arrive(
             assert client.wait(later, timeout=180, poll_s=0.2, settings=settings).status == "completed"
         finally:
             stop_worker(worker)
-        # Four plans ran: the cancelled job's three, which did nothing, and the later job's.
-        assert worker.log_text().count("succeeded in") >= 4
+        # Two plans ran (a job's problems are planned in one batch): the cancelled job's, which did
+        # nothing, and the later job's.
         plans = [
-            line for line in worker.log_text().splitlines() if "plan_problem[" in line and "succeeded" in line
+            line
+            for line in worker.log_text().splitlines()
+            if "plan_problems[" in line and "succeeded" in line
         ]
-        assert len(plans) == 4
+        assert len(plans) == 2
 
     progress = client.status(job_id, settings=settings)
     assert progress.status == "cancelled" and progress.by_status == {"cancelled": 3}

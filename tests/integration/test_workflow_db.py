@@ -65,7 +65,7 @@ def drain(app: Celery) -> list[tuple[str, list[Any]]]:
 
 
 def running_problems(url: str, count: int, config: JobConfig, **fields: Any) -> list[int]:
-    """A job of `count` problems, planned and running as `plan_problem` leaves them."""
+    """A job of `count` problems, planned and running as `plan_problems` leaves them."""
     specs = [ProblemSpec(task_id=f"t{i}", question="q", reference_code=REFERENCE) for i in range(count)]
     job_id = create_job(url, specs, config)
     with session_scope(url) as session:
@@ -222,6 +222,46 @@ def test_a_step_commits_its_work_stage_run_and_next_steps_together(
         assert len(session.scalars(select(StageRun.id).where(StageRun.problem_id == problem_id)).all()) == 1
 
 
+def test_a_plan_step_plans_its_batch_in_one_transaction_and_fails_it_together(
+    migrated_postgres_url: str, app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = migrated_postgres_url
+    monkeypatch.setattr("orchestrator.workflow.plan.PLAN_BATCH", 2)
+    specs = [ProblemSpec(task_id=f"t{i}", question="q", reference_code=REFERENCE) for i in range(5)]
+    submit(app, url, specs, JobConfig(n_solutions=2, n_tests=3))
+    batches = [args[0] for _, args in drain(app)]
+    assert sorted(len(batch) for batch in batches) == [1, 2, 2]
+    first, *others = sorted(batches, key=len, reverse=True)
+    cancelled = first[1]
+    with session_scope(url) as session:
+        session.execute(update(Problem).where(Problem.id == cancelled).values(status=ProblemStatus.CANCELLED))
+
+    plan_problems = app.tasks[TASKS["plan"]]
+    plan_problems.run(first)
+    planned = first[0]
+    with session_scope(url) as session:
+        problems = {p.id: p for p in session.scalars(select(Problem).where(Problem.id.in_(first)))}
+        assert (problems[planned].status, problems[planned].n_tests, problems[planned].stage) == (
+            ProblemStatus.RUNNING,
+            3,
+            "plan",
+        )
+        assert problems[cancelled].status == ProblemStatus.CANCELLED and problems[cancelled].stage is None
+        stages = session.execute(
+            select(StageRun.problem_id, StageRun.stage).where(StageRun.problem_id.in_(first))
+        )
+        assert stages.all() == [(planned, "plan")]
+    assert drain(app) == [(TASKS["coderm"], [planned]), (TASKS["policy"], [planned])]
+
+    # A batch whose plan gave up fails every problem of it.
+    failing = others[0]
+    plan_problems.on_failure(RuntimeError("gave up"), "task-id", (failing,), {}, None)
+    with session_scope(url) as session:
+        errors = session.scalars(select(Problem.error).where(Problem.id.in_(failing))).all()
+        assert errors == [f"{TASKS['plan']}: RuntimeError: gave up"] * len(failing)
+        assert session.get_one(Problem, planned).status == ProblemStatus.RUNNING
+
+
 def test_the_oracle_allocates_once_when_every_problem_is_ready(migrated_postgres_url: str) -> None:
     url = migrated_postgres_url
     config = JobConfig(n_solutions=4, n_tests=4, scaling={"policy": "oracle", "min_tests": 1, "max_tests": 8})
@@ -264,14 +304,14 @@ def test_resume_sends_again_what_the_rows_say_is_next(migrated_postgres_url: str
     # resume trusts it to arrive, and only sends the plan the pending problem was never sent.
     first = resume_job(app, url, job_id)
     assert (first.restarted, first.recent) == (1, 1)
-    assert drain(app) == [(TASKS["plan"], [pending])]
+    assert drain(app) == [(TASKS["plan"], [[pending]])]
     # Without a grace period it sends again everything the rows say is next.
     resumed = resume_job(app, url, job_id, grace_s=0)
     assert resumed.restarted == 2
     # The policy step runs again too (its samples are stored, so it only continues the workflow).
     assert drain(app) == [
         (TASKS["coderm"], [running]),
-        (TASKS["plan"], [pending]),
+        (TASKS["plan"], [[pending]]),
         (TASKS["policy"], [running]),
     ]
     with session_scope(url) as session:
@@ -289,7 +329,7 @@ def test_a_repeated_submission_sends_nothing_and_a_different_one_is_told(
     key = f"key-{uuid.uuid4().hex}"
     specs = [ProblemSpec(task_id=f"t{i}", question="q", reference_code=REFERENCE) for i in range(3)]
     first = submit(app, url, specs, JobConfig(n_solutions=2), idempotency_key=key)
-    assert not first.repeated and [task for task, _ in drain(app)] == [TASKS["plan"]] * 3
+    assert not first.repeated and [(task, len(args[0])) for task, args in drain(app)] == [(TASKS["plan"], 3)]
     again = submit(app, url, specs, JobConfig(n_solutions=2), idempotency_key=key)
     assert (again.job_id, again.repeated, again.differs) == (first.job_id, True, False)
     assert drain(app) == []
@@ -311,7 +351,7 @@ def test_a_repeated_submission_sends_what_the_first_wrote_but_never_sent(
     job_id = create_job(url, specs, JobConfig(), idempotency_key=key)
     again = submit(app, url, specs, JobConfig(), idempotency_key=key)
     assert again.job_id == job_id and again.repeated
-    assert [task for task, _ in drain(app)] == [TASKS["plan"]] * 2
+    assert [(task, len(args[0])) for task, args in drain(app)] == [(TASKS["plan"], 2)]
 
 
 def test_chunks_of_one_problem_write_at_once_without_a_deadlock(

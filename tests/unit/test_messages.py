@@ -130,7 +130,7 @@ def test_every_coderm_task_declares_the_model_of_its_arguments(tmp_path: Path) -
     tasks = {name: task for name, task in app.tasks.items() if name.startswith("coderm.")}
     assert {
         "coderm.orchestrator.submit_job",
-        "coderm.orchestrator.plan_problem",
+        "coderm.orchestrator.plan_problems",
         "coderm.sandbox.execute_chunk",
     } <= set(tasks)
     for name, task in tasks.items():
