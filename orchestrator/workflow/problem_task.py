@@ -238,8 +238,10 @@ class ProblemTask(CodermTask):
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         # The first argument names the problem, or (the plan's) a list of problems.
-        first = args[0] if args else kwargs.get("problem_id", kwargs.get("problem_ids"))
-        for problem_id in first if isinstance(first, list) else [] if first is None else [first]:
+        named = args[0] if args else kwargs.get("problem_id", kwargs.get("problem_ids"))
+        if named is None:
+            return
+        for problem_id in named if isinstance(named, list) else [named]:
             self.fail_problem(problem_id, f"{self.name}: {type(exc).__name__}: {exc}")
 
     def fail_problem(self, problem_id: int, error: str) -> None:
